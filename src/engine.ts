@@ -1,0 +1,358 @@
+/**
+ * The engine: runs WGSL kernels on tensors, records them into one command encoder, and
+ * manages buffers (pool + tidy scopes) and the autograd tape.
+ *
+ * A kernel launch is described by a {@link Program}: which `.wgsl` file, which `override`
+ * constants specialize it (shapes, tile sizes) and how many workgroups to dispatch.
+ * Pipelines are compiled once per (file, entry point, constants) and cached. Nothing is
+ * submitted until `flush()` or a read, so a whole training step is one queue submit.
+ *
+ * @module
+ */
+import { Tape } from "./autograd.ts";
+import { type Gpu, type GpuInfo, requestGpu } from "./device.ts";
+import { BufferPool, roundBytes } from "./pool.ts";
+import { type Shape, showShape, sizeOf, Tensor } from "./tensor.ts";
+
+/** One kernel launch: the tfjs-style "program object". */
+export interface Program {
+  /** File name under `kernels/`, e.g. "conv2d_forward.wgsl". */
+  kernel: string;
+  /** Entry point; defaults to "main". */
+  entryPoint?: string;
+  /** Values for the kernel's `override` constants (shapes, strides, tile sizes). */
+  constants?: Record<string, number>;
+  /** Workgroup counts in x, y, z. */
+  dispatch: readonly number[];
+}
+
+/** Reads a kernel's WGSL source by file name. */
+export type KernelLoader = (file: string) => string;
+
+/** Reads kernels from the `kernels/` folder next to `src/` (Deno). */
+export function readKernelFile(file: string): string {
+  return Deno.readTextFileSync(new URL(`../kernels/${file}`, import.meta.url));
+}
+
+/** Options of {@link Engine.create}. */
+export interface EngineOptions {
+  /** Fill every new output with NaN first, so an element a kernel forgets to write shows. */
+  fillOutputsWithNaN?: boolean;
+  /** Where kernel sources come from (default: files under `kernels/`). */
+  loadKernel?: KernelLoader;
+  /** Use this device instead of requesting one. */
+  gpu?: Gpu;
+}
+
+/** Default workgroup size of one-dimensional kernels. */
+export const WG = 64;
+
+/**
+ * Workgroup counts for `count` invocations in groups of `workgroupSize`, folded into a
+ * second dimension above the 65,535 limit. Kernels recover the index as
+ * `gid.x + gid.y * num_workgroups.x * WG`.
+ */
+export function grid(count: number, workgroupSize = WG): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(count / workgroupSize));
+  if (groups <= 65535) return [groups, 1, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+const NAN_BITS = 0x7fc00000;
+
+/** Runs kernels and owns buffers, scopes and the tape. See the module doc. */
+export class Engine {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** Adapter description and limits. */
+  readonly info: GpuInfo;
+  /** Storage buffers, reused by size. */
+  readonly pool: BufferPool;
+  /** Autograd tape. */
+  readonly tape = new Tape();
+  /** See {@link EngineOptions.fillOutputsWithNaN}. */
+  fillOutputsWithNaN: boolean;
+  /** Counters: kernel dispatches recorded and queue submits made. */
+  readonly stats = { dispatches: 0, submits: 0 };
+
+  #loadKernel: KernelLoader;
+  #modules = new Map<string, GPUShaderModule>();
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  /** Buffers bound by commands recorded since the last submit. */
+  #pending = new Set<GPUBuffer>();
+  #staging = new Map<number, GPUBuffer[]>();
+  #scopes: Set<Tensor>[] = [];
+  #failure: string | null = null;
+
+  private constructor(gpu: Gpu, options: EngineOptions) {
+    this.device = gpu.device;
+    this.info = gpu.info;
+    this.pool = new BufferPool(this.device);
+    this.fillOutputsWithNaN = options.fillOutputsWithNaN ?? false;
+    this.#loadKernel = options.loadKernel ?? readKernelFile;
+    this.device.lost.then((info) => {
+      this.#failure ??= `GPU device lost (${info.reason}): ${info.message}`;
+    });
+    this.device.addEventListener("uncapturederror", (event) => {
+      this.#failure ??= `WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`;
+    });
+  }
+
+  /** Acquires a device (see `requestGpu`) and builds an engine on it. */
+  static async create(options: EngineOptions = {}): Promise<Engine> {
+    return new Engine(options.gpu ?? await requestGpu(), options);
+  }
+
+  /** Throws if the device was lost or a kernel raised a WebGPU error. */
+  checkHealthy(): void {
+    if (this.#failure) throw new Error(this.#failure);
+  }
+
+  // ---- kernels -------------------------------------------------------------------------
+
+  /** The cached compute pipeline for a program. */
+  pipeline(program: Program): GPUComputePipeline {
+    const entryPoint = program.entryPoint ?? "main";
+    const constants = program.constants ?? {};
+    const key = `${program.kernel}:${entryPoint}:${JSON.stringify(constants)}`;
+    let pipeline = this.#pipelines.get(key);
+    if (!pipeline) {
+      let module = this.#modules.get(program.kernel);
+      if (!module) {
+        module = this.device.createShaderModule({
+          label: program.kernel,
+          code: this.#loadKernel(program.kernel),
+        });
+        this.#modules.set(program.kernel, module);
+      }
+      pipeline = this.device.createComputePipeline({
+        label: key,
+        layout: "auto",
+        compute: { module, entryPoint, constants },
+      });
+      this.#pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  /**
+   * Records one dispatch of `program`. `bindings[i]` is bound to `@binding(i)` of group 0.
+   * Nothing runs until the next `flush()` (or read).
+   */
+  run(program: Program, bindings: readonly (Tensor | GPUBuffer)[]): void {
+    this.checkHealthy();
+    const pipeline = this.pipeline(program);
+    const entries = bindings.map((b, binding) => {
+      const buffer = b instanceof Tensor ? b.buffer : b;
+      this.#pending.add(buffer);
+      return { binding, resource: { buffer } };
+    });
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const pass = this.#computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = program.dispatch;
+    pass.dispatchWorkgroups(x, y, z);
+    this.stats.dispatches++;
+  }
+
+  #computePass(): GPUComputePassEncoder {
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#pass ??= this.#encoder.beginComputePass();
+    return this.#pass;
+  }
+
+  #commandEncoder(): GPUCommandEncoder {
+    this.#pass?.end();
+    this.#pass = null;
+    this.#encoder ??= this.device.createCommandEncoder();
+    return this.#encoder;
+  }
+
+  /** Submits everything recorded so far as one command buffer (no-op when nothing is). */
+  flush(): void {
+    this.checkHealthy();
+    if (!this.#encoder) return;
+    const encoder = this.#commandEncoder();
+    this.#encoder = null;
+    this.device.queue.submit([encoder.finish()]);
+    this.#pending.clear();
+    this.stats.submits++;
+  }
+
+  /** Resolves when the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.#orLost(this.device.queue.onSubmittedWorkDone());
+    this.checkHealthy();
+  }
+
+  #orLost<T>(work: Promise<T>): Promise<T> {
+    const lost = this.device.lost.then((info) => {
+      throw new Error(`GPU device lost (${info.reason}): ${info.message}`);
+    });
+    return Promise.race([work, lost]);
+  }
+
+  // ---- tensors -------------------------------------------------------------------------
+
+  /** A new tensor with unspecified contents (NaN when `fillOutputsWithNaN`). */
+  empty(shape: Shape, name?: string): Tensor {
+    const t = new Tensor(this, shape, this.pool.acquire(sizeOf(shape) * 4), name);
+    this.#track(t);
+    if (this.fillOutputsWithNaN) this.fillBits(t, NAN_BITS);
+    return t;
+  }
+
+  /** A new tensor with every element equal to `value`. */
+  full(shape: Shape, value: number, name?: string): Tensor {
+    const t = new Tensor(this, shape, this.pool.acquire(sizeOf(shape) * 4), name);
+    this.#track(t);
+    this.fillBits(t, new Uint32Array(new Float32Array([value]).buffer)[0]);
+    return t;
+  }
+
+  /** Records a kernel that sets every 32-bit word of `t` (padding included) to `bits`. */
+  fillBits(t: Tensor, bits: number): void {
+    const words = t.buffer.size / 4;
+    this.run({ kernel: "fill.wgsl", constants: { N: words, BITS: bits }, dispatch: grid(words) }, [
+      t,
+    ]);
+  }
+
+  /** A new tensor holding `data` (length must equal the shape's size). */
+  tensor(data: ArrayLike<number>, shape: Shape, name?: string): Tensor {
+    if (data.length !== sizeOf(shape)) {
+      throw new Error(
+        `tensor${name ? ` ${name}` : ""}: ${data.length} values do not fill shape ${
+          showShape(shape)
+        } (${sizeOf(shape)} elements)`,
+      );
+    }
+    const t = new Tensor(this, shape, this.pool.acquire(sizeOf(shape) * 4), name);
+    this.#track(t);
+    this.write(t, data);
+    return t;
+  }
+
+  /**
+   * Overwrites `t` with `data`. queue.writeBuffer runs before any command still being
+   * recorded, so if those commands use this buffer we submit them first.
+   */
+  write(t: Tensor, data: ArrayLike<number>): void {
+    if (data.length !== t.size) {
+      throw new Error(`write: ${data.length} values for tensor ${showShape(t.shape)}`);
+    }
+    if (this.#pending.has(t.buffer)) this.flush();
+    const array = data instanceof Float32Array ? data : Float32Array.from(data);
+    this.device.queue.writeBuffer(t.buffer, 0, array as Float32Array<ArrayBuffer>);
+  }
+
+  /** Reads a tensor back to the CPU (submits pending work, waits for the GPU). */
+  async read(t: Tensor): Promise<Float32Array> {
+    const bytes = roundBytes(t.size * 4);
+    const staging = this.#staging.get(bytes)?.pop() ??
+      this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    this.#commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
+    this.flush();
+    await this.#orLost(staging.mapAsync(GPUMapMode.READ));
+    this.checkHealthy();
+    const out = new Float32Array(staging.getMappedRange().slice(0, t.size * 4));
+    staging.unmap();
+    const list = this.#staging.get(bytes);
+    if (list) list.push(staging);
+    else this.#staging.set(bytes, [staging]);
+    return out;
+  }
+
+  /** Called by `Tensor.dispose`. */
+  releaseBuffer(buffer: GPUBuffer): void {
+    this.pool.release(buffer);
+  }
+
+  // ---- scopes --------------------------------------------------------------------------
+
+  #track(t: Tensor): void {
+    this.#scopes.at(-1)?.add(t);
+  }
+
+  /**
+   * Runs `fn` and disposes every tensor created inside it, except the tensors it returns
+   * (a tensor, or an array or object of tensors), which move to the enclosing scope.
+   */
+  tidy<T>(fn: () => T): T {
+    const scope = new Set<Tensor>();
+    this.#scopes.push(scope);
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.#scopes.pop();
+    }
+    const kept = new Set<Tensor>();
+    const collect = (v: unknown) => {
+      if (v instanceof Tensor) kept.add(v);
+      else if (Array.isArray(v)) v.forEach(collect);
+      else if (v instanceof Map) v.forEach(collect);
+      else if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+        Object.values(v).forEach(collect);
+      }
+    };
+    collect(result);
+    for (const t of scope) {
+      if (kept.has(t)) this.#track(t);
+      else t.dispose();
+    }
+    this.tape.prune();
+    return result;
+  }
+
+  /** Removes `t` from the current scope so `tidy` will not dispose it (e.g. parameters). */
+  keep<T extends Tensor>(t: T): T {
+    for (const scope of this.#scopes) scope.delete(t);
+    return t;
+  }
+
+  // ---- autograd ------------------------------------------------------------------------
+
+  /** Gradients of `loss` (summed over its elements) with respect to each of `wrt`. */
+  gradients(loss: Tensor, wrt: readonly Tensor[]): Map<Tensor, Tensor> {
+    if (!loss.requiresGrad) {
+      throw new Error("gradients: the loss does not depend on any tensor that requires a gradient");
+    }
+    return this.tape.gradients(loss, wrt, this.full(loss.shape, 1), (a, b) => this.add(a, b));
+  }
+
+  /** Runs `fn` without recording ops on the tape (inference). */
+  noGrad<T>(fn: () => T): T {
+    return this.tape.withoutRecording(fn);
+  }
+
+  /** Elementwise sum of two same-shape tensors (used to accumulate gradients). */
+  add(a: Tensor, b: Tensor): Tensor {
+    if (a.size !== b.size) {
+      throw new Error(`add: shapes differ, a ${showShape(a.shape)} vs b ${showShape(b.shape)}`);
+    }
+    const y = this.empty(a.shape);
+    const n4 = Math.ceil(a.size / 4);
+    this.run({ kernel: "add.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, [a, b, y]);
+    return y;
+  }
+
+  /** Destroys pooled and staging buffers; the engine must not be used afterwards. */
+  destroy(): void {
+    this.pool.trim();
+    for (const list of this.#staging.values()) list.forEach((b) => b.destroy());
+    this.#staging.clear();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Shared test helpers: one engine per test file (outputs pre-filled with NaN), seeded random
+ * inputs, and the GPU-vs-reference comparison.
+ *
+ * @module
+ */
+import { Engine } from "../src/engine.ts";
+import type { Shape, Tensor } from "../src/tensor.ts";
+import { sizeOf } from "../src/tensor.ts";
+
+let shared: Promise<Engine> | null = null;
+
+/** The engine shared by the tests of one file, with NaN-filled outputs. */
+export function testEngine(): Promise<Engine> {
+  shared ??= Engine.create({ fillOutputsWithNaN: true });
+  return shared;
+}
+
+/** `Deno.test` without the resource sanitizers (GPU objects outlive a test by design). */
+export function gpuTest(name: string, fn: (e: Engine) => Promise<void> | void): void {
+  Deno.test({
+    name,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => fn(await testEngine()),
+  });
+}
+
+/** Deterministic PRNG (mulberry32) returning floats in [0, 1). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform random values in [lo, hi), never exactly zero. */
+export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float64Array {
+  const r = rng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let v = lo + (hi - lo) * r();
+    if (v === 0) v = 1e-3;
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Random tensor plus the same values as float64 for the reference. */
+export function randomTensor(
+  e: Engine,
+  shape: Shape,
+  seed: number,
+  lo = -1,
+  hi = 1,
+): { t: Tensor; ref: Float64Array } {
+  const ref = randomArray(sizeOf(shape), seed, lo, hi);
+  // The reference must see exactly the f32 values the GPU sees.
+  const f32 = Float32Array.from(ref);
+  return { t: e.tensor(f32, shape), ref: Float64Array.from(f32) };
+}
+
+/**
+ * Normwise relative error `max|got - want| / max|want|`. NaN anywhere in `got` (an element
+ * the kernel never wrote) gives Infinity.
+ */
+export function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  if (got.length !== want.length) throw new Error(`length ${got.length} vs ${want.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) return Infinity;
+    num = Math.max(num, Math.abs(got[i] - want[i]));
+    den = Math.max(den, Math.abs(want[i]));
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Throws unless `relError(got, want) <= tol`, naming `what`. */
+export function assertClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  what: string,
+  tol = 1e-4,
+): void {
+  const err = relError(got, want);
+  if (!(err <= tol)) {
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) {
+      if (!(Math.abs(got[i] - want[i]) <= Math.abs(got[worst] - want[worst]))) worst = i;
+    }
+    throw new Error(
+      `${what}: relative error ${err.toExponential(2)} > ${tol} ` +
+        `(element ${worst}: got ${got[worst]}, want ${want[worst]})`,
+    );
+  }
+}
