@@ -264,7 +264,15 @@ export class Engine {
       });
     this.#commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
     this.flush();
-    await this.#orLost(staging.mapAsync(GPUMapMode.READ));
+    try {
+      await this.#orLost(staging.mapAsync(GPUMapMode.READ));
+    } catch (err) {
+      // A destroyed device fails the map with a bare validation error; give `lost` a moment
+      // to resolve so the message says what actually happened.
+      await Promise.race([this.device.lost, new Promise((r) => setTimeout(r, 100))]);
+      this.checkHealthy();
+      throw new Error(`reading a tensor back failed: ${(err as Error).message}`);
+    }
     this.checkHealthy();
     const out = new Float32Array(staging.getMappedRange().slice(0, t.size * 4));
     staging.unmap();

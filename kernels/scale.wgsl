@@ -1,0 +1,16 @@
+// scale.wgsl: y = S * x, elementwise (also its own backward: dx = S * dy).
+// Index math: one invocation per vec4, i = gid.x + gid.y * num_workgroups.x * WG, i < N4.
+
+override N4: u32;
+override S: f32;
+override WG: u32 = 64;
+
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;
+@group(0) @binding(1) var<storage, read_write> y: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= N4) { return; }
+  y[i] = S * x[i];
+}

@@ -1,0 +1,270 @@
+/**
+ * Data augmentation on the GPU: random per-image affine warps and photometric jitter drawn
+ * on the CPU from a seeded PRNG, applied by `kernels/augment.wgsl` while it converts the
+ * 8-bit images to the normalized f32 model input. CPU twin: `src/ref/augment.ts`.
+ *
+ * Geometry works in pixel-index coordinates (x right, y down) about the centre
+ * `c = (S - 1) / 2`. The forward transform that produced an output pixel `q` from an input
+ * pixel `p` is `q - c = scale * R(rotation) * (p - c) + shift`; the kernel needs the
+ * inverse, `p = M q + t`, which {@link packParams} computes. Samples outside the image are
+ * black (0), matching the letterbox background.
+ *
+ * Photometry works on `v = u8 / 255`: `v = clamp((v - 0.5) * contrast + 0.5 + brightness,
+ * 0, 1) ^ gamma`, then `(v - mean) / std` with the data set's pixel statistics.
+ *
+ * Random ranges ({@link DEFAULT_RANGES}): rotation uniform in ±15°, shift uniform in ±5 % of
+ * the side on each axis, scale uniform in 1 ± 0.1, brightness uniform in ±0.1, contrast
+ * uniform in [0.8, 1.2], gamma log-uniform in [0.8, 1.25] (symmetric about 1 in log space,
+ * since 0.8 = 1 / 1.25). Evaluation uses {@link IDENTITY}, which reproduces
+ * `(u8 / 255 - mean) / std` exactly.
+ *
+ * @module
+ */
+import type { Engine } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
+
+/** f32 slots before the per-image parameters: mean, std, count, unused. */
+export const PARAM_HEADER = 4;
+/** f32 slots per image: the 2x3 inverse affine, contrast, offset, gamma, 3 unused. */
+export const PARAM_STRIDE = 12;
+
+/** The kernel file. */
+const KERNEL = "augment.wgsl";
+/** The kernel's default workgroup tile (its WX, WY overrides): 64 pixels of one image. */
+const TILE_X = 16;
+const TILE_Y = 4;
+
+/** Bounds of the random augmentation (see the module doc for the distributions). */
+export interface AugmentRanges {
+  /** Largest rotation in degrees, either way. */
+  rotationDeg: number;
+  /** Largest shift per axis as a fraction of the side. */
+  shift: number;
+  /** Largest relative zoom: scale is drawn in `1 ± scale`. */
+  scale: number;
+  /** Largest brightness offset, in units of the full [0, 1] range. */
+  brightness: number;
+  /** Contrast factor range `[lo, hi]`. */
+  contrast: readonly [number, number];
+  /** Gamma range `[lo, hi]`, drawn log-uniformly. */
+  gamma: readonly [number, number];
+}
+
+/** The ranges of the brief: ±15°, ±5 %, ±10 %, ±0.1, 0.8..1.2, 0.8..1.25. */
+export const DEFAULT_RANGES: AugmentRanges = {
+  rotationDeg: 15,
+  shift: 0.05,
+  scale: 0.1,
+  brightness: 0.1,
+  contrast: [0.8, 1.2],
+  gamma: [0.8, 1.25],
+};
+
+/** One image's augmentation, in human units (the forward transform). */
+export interface ImageAugment {
+  /** Rotation in radians. */
+  rotation: number;
+  /** Shift in pixels along x (right). */
+  shiftX: number;
+  /** Shift in pixels along y (down). */
+  shiftY: number;
+  /** Zoom factor (> 1 enlarges). */
+  scale: number;
+  /** Added to `v` after contrast, before the clamp. */
+  brightness: number;
+  /** Multiplies `v - 0.5`. */
+  contrast: number;
+  /** Exponent applied after the clamp. */
+  gamma: number;
+}
+
+/** No change at all: evaluation, and the "identity returns the input" contract. */
+export const IDENTITY: ImageAugment = Object.freeze({
+  rotation: 0,
+  shiftX: 0,
+  shiftY: 0,
+  scale: 1,
+  brightness: 0,
+  contrast: 1,
+  gamma: 1,
+});
+
+/** Deterministic PRNG (mulberry32) returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Mixes integer keys into one 32-bit seed (murmur3's finalizer after each key), so nearby
+ * keys such as consecutive steps or images give unrelated streams.
+ */
+export function hashSeed(...keys: number[]): number {
+  let h = 0x9e3779b9;
+  for (const key of keys) {
+    h = Math.imul(h ^ (key >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
+/** Draws one image's augmentation from `rand` for images of side `size`. */
+export function randomAugment(
+  rand: () => number,
+  size: number,
+  ranges: AugmentRanges = DEFAULT_RANGES,
+): ImageAugment {
+  const uniform = (lo: number, hi: number) => lo + (hi - lo) * rand();
+  const [gLo, gHi] = ranges.gamma;
+  return {
+    rotation: uniform(-ranges.rotationDeg, ranges.rotationDeg) * Math.PI / 180,
+    shiftX: uniform(-ranges.shift, ranges.shift) * size,
+    shiftY: uniform(-ranges.shift, ranges.shift) * size,
+    scale: uniform(1 - ranges.scale, 1 + ranges.scale),
+    brightness: uniform(-ranges.brightness, ranges.brightness),
+    contrast: uniform(ranges.contrast[0], ranges.contrast[1]),
+    gamma: Math.exp(uniform(Math.log(gLo), Math.log(gHi))),
+  };
+}
+
+/**
+ * The augmentations of one batch: image `j` of step `step` draws from its own stream keyed
+ * by `(seed, step, j)`, so a batch's parameters do not depend on the batch size or on the
+ * batches drawn before it. `augment = false` gives {@link IDENTITY} for every image.
+ */
+export function drawAugments(
+  seed: number,
+  step: number,
+  count: number,
+  augment: boolean,
+  size: number,
+  ranges: AugmentRanges = DEFAULT_RANGES,
+): ImageAugment[] {
+  const out: ImageAugment[] = [];
+  for (let j = 0; j < count; j++) {
+    out.push(augment ? randomAugment(mulberry32(hashSeed(seed, step, j)), size, ranges) : IDENTITY);
+  }
+  return out;
+}
+
+/**
+ * Packs augmentations into the kernel's parameter layout (see `kernels/augment.wgsl`):
+ * header `[mean, std, count, 0]`, then per image the inverse affine (rows of
+ * `p = M q + t`), contrast, offset `0.5 * (1 - contrast) + brightness`, gamma.
+ */
+export function packParams(
+  augs: readonly ImageAugment[],
+  size: number,
+  mean: number,
+  std: number,
+): Float32Array {
+  const out = new Float32Array(PARAM_HEADER + augs.length * PARAM_STRIDE);
+  out.set([mean, std, augs.length, 0]);
+  const c = (size - 1) / 2;
+  augs.forEach((a, j) => {
+    const o = PARAM_HEADER + j * PARAM_STRIDE;
+    // The inverse of scale * R(rotation) is R(-rotation) / scale.
+    const cos = Math.cos(a.rotation) / a.scale;
+    const sin = Math.sin(a.rotation) / a.scale;
+    // 0 - sin rather than -sin keeps the identity's entry +0 (tidier to read back).
+    const m00 = cos, m01 = sin, m10 = 0 - sin, m11 = cos;
+    // p = c + M (q - c - shift) = M q + (c - M (c + shift)); exactly 0 for the identity.
+    const qx = c + a.shiftX, qy = c + a.shiftY;
+    out.set([m00, m01, c - (m00 * qx + m01 * qy), m10, m11, c - (m10 * qx + m11 * qy)], o);
+    out.set([a.contrast, 0.5 * (1 - a.contrast) + a.brightness, a.gamma], o + 6);
+  });
+  return out;
+}
+
+/**
+ * Packs 8-bit pixels four per 32-bit word (little endian) into the bit pattern of a
+ * Float32Array, the form `engine.tensor`/`engine.write` upload byte for byte.
+ */
+export function packBytes(bytes: Uint8Array): Float32Array {
+  const words = Math.max(1, Math.ceil(bytes.length / 4));
+  const padded = new Uint8Array(words * 4);
+  padded.set(bytes);
+  return new Float32Array(padded.buffer);
+}
+
+/** Number of 32-bit words that hold `count` images of side `size`, four pixels per word. */
+export function packedWords(count: number, size: number): number {
+  return Math.max(1, Math.ceil((count * size * size) / 4));
+}
+
+/**
+ * Runs the augmentation kernel for images of one side. Holds no buffers: every call takes
+ * its output from the engine's pool, and the single pipeline (specialized on the side only)
+ * is compiled on first use.
+ */
+export class Augmenter {
+  /** The engine the kernel runs on. */
+  readonly engine: Engine;
+  /** Side of the square images. */
+  readonly size: number;
+  /** Bounds of the random parameters. */
+  readonly ranges: AugmentRanges;
+
+  /** An augmenter for `size` x `size` images. */
+  constructor(engine: Engine, size: number, ranges: AugmentRanges = DEFAULT_RANGES) {
+    if (!Number.isInteger(size) || size <= 0) throw new Error(`Augmenter: invalid size ${size}`);
+    this.engine = engine;
+    this.size = size;
+    this.ranges = ranges;
+  }
+
+  /**
+   * The parameter buffer contents for one batch: random augmentations keyed by
+   * `(seed, step, image)` when `augment`, identity otherwise, with `mean`/`std` in the header.
+   */
+  params(
+    seed: number,
+    step: number,
+    count: number,
+    augment: boolean,
+    mean: number,
+    std: number,
+  ): Float32Array {
+    return packParams(
+      drawAugments(seed, step, count, augment, this.size, this.ranges),
+      this.size,
+      mean,
+      std,
+    );
+  }
+
+  /**
+   * Records the kernel: `pixels` holds the batch's bytes packed four per word (see
+   * {@link packBytes}), `params` the output of {@link params} for the same count. Returns the
+   * normalized `[count, S, S, 1]` input. Not recorded on the tape (no gradient to the data).
+   */
+  run(pixels: Tensor, params: Tensor): Tensor {
+    const count = (params.size - PARAM_HEADER) / PARAM_STRIDE;
+    if (!Number.isInteger(count) || count < 1 || count > 65535) {
+      throw new Error(`augment: params of ${params.size} values do not describe a batch`);
+    }
+    const S = this.size;
+    if (pixels.size < packedWords(count, S)) {
+      throw new Error(
+        `augment: ${count} images of ${S}x${S} need ${packedWords(count, S)} packed words, ` +
+          `got ${pixels.size}`,
+      );
+    }
+    const e = this.engine;
+    const y = e.empty([count, S, S, 1]);
+    e.run({
+      kernel: KERNEL,
+      constants: { S },
+      dispatch: [Math.ceil(S / TILE_X), Math.ceil(S / TILE_Y), count],
+    }, [pixels, params, y]);
+    return y;
+  }
+}

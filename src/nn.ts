@@ -1,0 +1,197 @@
+/**
+ * {@link BoneAgeNet}: the parameters of a {@link ModelConfig} and its forward pass, written
+ * as a plain sequence of engine ops so a reader can follow each layer to its kernel.
+ *
+ * Names follow PyTorch's `nn.Sequential` convention (`trunk.0.weight`, `head.1.bias`) so
+ * checkpoints map one-to-one onto a PyTorch model of the same configuration.
+ *
+ * @module
+ */
+import type { Engine } from "./engine.ts";
+import type { LayerSpec, ModelConfig } from "./models.ts";
+import { trunkOutputShape } from "./models.ts";
+import { batchNorm2d } from "./ops/batchnorm.ts";
+import { concatFeatures } from "./ops/concat.ts";
+import { conv2d } from "./ops/conv2d.ts";
+import { Dropout } from "./ops/dropout.ts";
+import { elu } from "./ops/elu.ts";
+import { linear } from "./ops/linear.ts";
+import { globalAvgPool, maxPool2d } from "./ops/pool.ts";
+import { relu } from "./ops/relu.ts";
+import { reshape } from "./ops/reshape.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Deterministic normal samples (mulberry32 + Box-Muller) for weight initialization. */
+export function normalSampler(seed: number): () => number {
+  let s = seed >>> 0;
+  const uniform = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+/** A trainable parameter or a running statistic, with its checkpoint name. */
+interface Named {
+  name: string;
+  tensor: Tensor;
+}
+
+type TrunkLayer =
+  | { spec: LayerSpec & { type: "conv" }; weight: Tensor; bias: Tensor | null }
+  | {
+    spec: LayerSpec & { type: "bn" };
+    gamma: Tensor;
+    beta: Tensor;
+    mean: Tensor;
+    variance: Tensor;
+  }
+  | { spec: LayerSpec & { type: "relu" | "elu" | "maxpool" } };
+
+interface DenseLayer {
+  weight: Tensor;
+  bias: Tensor;
+}
+
+/** The bone-age regression network of one configuration. */
+export class BoneAgeNet {
+  /** The configuration this network was built from. */
+  readonly config: ModelConfig;
+  /** The engine its tensors live on. */
+  readonly engine: Engine;
+  readonly #trunk: TrunkLayer[] = [];
+  readonly #dense: DenseLayer[] = [];
+  readonly #dropouts: Dropout[] = [];
+  readonly #named: Named[] = [];
+
+  /** Builds the network with He-normal weights drawn from `seed`. */
+  constructor(engine: Engine, config: ModelConfig, seed = 1) {
+    this.engine = engine;
+    this.config = config;
+    const normal = normalSampler(seed);
+    const param = (
+      name: string,
+      shape: number[],
+      init: (i: number) => number,
+      trainable = true,
+    ) => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const t = engine.keep(
+        engine.tensor(Float32Array.from({ length: size }, (_, i) => init(i)), shape, name),
+      );
+      t.requiresGrad = trainable;
+      this.#named.push({ name, tensor: t });
+      return t;
+    };
+    let channels = 1;
+    config.trunk.forEach((spec, i) => {
+      const p = `trunk.${i}`;
+      if (spec.type === "conv") {
+        const fanIn = spec.kernel * spec.kernel * channels;
+        const std = Math.sqrt(2 / fanIn);
+        // A conv followed directly by batch norm needs no bias: BN's beta replaces it.
+        const followedByBn = config.trunk[i + 1]?.type === "bn";
+        const weight = param(
+          `${p}.weight`,
+          [spec.kernel, spec.kernel, channels, spec.channels],
+          () => normal() * std,
+        );
+        const bias = followedByBn ? null : param(`${p}.bias`, [spec.channels], () => 0);
+        this.#trunk.push({ spec, weight, bias });
+        channels = spec.channels;
+      } else if (spec.type === "bn") {
+        this.#trunk.push({
+          spec,
+          gamma: param(`${p}.weight`, [channels], () => 1),
+          beta: param(`${p}.bias`, [channels], () => 0),
+          mean: param(`${p}.running_mean`, [channels], () => 0, false),
+          variance: param(`${p}.running_var`, [channels], () => 1, false),
+        });
+      } else {
+        this.#trunk.push({ spec: spec as LayerSpec & { type: "relu" | "elu" | "maxpool" } });
+      }
+    });
+    const [h, w, c] = trunkOutputShape(config);
+    let features = (config.pool === "global-avg" ? c : h * w * c) + 1; // + the child's sex
+    [...config.dense, 1].forEach((width, i) => {
+      const std = i === config.dense.length ? Math.sqrt(1 / features) : Math.sqrt(2 / features);
+      this.#dense.push({
+        weight: param(`head.${i}.weight`, [features, width], () => normal() * std),
+        bias: param(`head.${i}.bias`, [width], () => 0),
+      });
+      if (i < config.dense.length && config.dropout > 0) {
+        this.#dropouts.push(new Dropout(engine, config.dropout));
+      }
+      features = width;
+    });
+  }
+
+  /** Trainable tensors, in checkpoint order. */
+  parameters(): Tensor[] {
+    return this.#named.filter((n) => n.tensor.requiresGrad).map((n) => n.tensor);
+  }
+
+  /** Every tensor a checkpoint stores (parameters and batch-norm running statistics). */
+  namedTensors(): ReadonlyArray<Named> {
+    return this.#named;
+  }
+
+  /**
+   * Predicts the normalized bone age [N, 1] from `images` [N, H, W, 1] and `male` [N, 1]
+   * (1 for boys, 0 for girls). `training` selects batch statistics and dropout.
+   * With `step`, dropout masks are seeded by it (so a resumed run draws the same masks).
+   */
+  forward(images: Tensor, male: Tensor, training: boolean, step = 0): Tensor {
+    const { inputHeight: H, inputWidth: W } = this.config;
+    if (
+      images.shape.length !== 4 || images.shape[1] !== H || images.shape[2] !== W ||
+      images.shape[3] !== 1
+    ) {
+      throw new Error(
+        `${this.config.name} model: expected images [N, ${H}, ${W}, 1], got [${
+          images.shape.join(", ")
+        }]`,
+      );
+    }
+    let x = images;
+    for (const layer of this.#trunk) {
+      switch (layer.spec.type) {
+        case "conv": {
+          const { weight, bias } = layer as Extract<TrunkLayer, { weight: Tensor }>;
+          x = conv2d(x, weight, bias, { stride: 1, padding: layer.spec.padding });
+          break;
+        }
+        case "bn": {
+          const bn = layer as Extract<TrunkLayer, { gamma: Tensor }>;
+          x = batchNorm2d(x, bn.gamma, bn.beta, { mean: bn.mean, variance: bn.variance }, {
+            training,
+          });
+          break;
+        }
+        case "relu":
+          x = relu(x);
+          break;
+        case "elu":
+          x = elu(x);
+          break;
+        case "maxpool":
+          x = maxPool2d(x, { kernel: layer.spec.kernel, stride: layer.spec.stride });
+          break;
+      }
+    }
+    const n = images.shape[0];
+    x = this.config.pool === "global-avg" ? globalAvgPool(x) : reshape(x, [n, x.size / n]);
+    x = concatFeatures(x, male);
+    this.#dense.forEach(({ weight, bias }, i) => {
+      x = linear(x, weight, bias);
+      if (i < this.#dense.length - 1) {
+        x = this.config.activation === "relu" ? relu(x) : elu(x);
+        if (this.#dropouts[i]) x = this.#dropouts[i].forward(x, (step * 16 + i) >>> 0, training);
+      }
+    });
+    return x;
+  }
+}

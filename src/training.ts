@@ -1,0 +1,460 @@
+/**
+ * The training loop behind `deno task train`, and the batched prediction that `eval`,
+ * `predict` and validation share.
+ *
+ * One training step = upload the next batch, record forward + backward + Adam into one
+ * command encoder, submit once. The loss is summed on the GPU and read back only every
+ * `LOG_EVERY` steps (each read waits for the GPU, which costs more than a step's recording).
+ *
+ * @module
+ */
+import { type CheckpointMeta, type Normalization, writeAtomic } from "./checkpoint.ts";
+import { loadModelWeights, modelToSafetensors } from "./checkpoint.ts";
+import type { ImageSet } from "./data/dataset.ts";
+import type { AugmentRanges } from "./data/augment.ts";
+import { Loader } from "./data/loader.ts";
+import { type Split } from "./data/split.ts";
+import type { Engine } from "./engine.ts";
+import type { ModelConfig } from "./models.ts";
+import { BoneAgeNet } from "./nn.ts";
+import { l1Loss } from "./ops/loss.ts";
+import { Adam } from "./optim.ts";
+import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** What a training run is told on the command line. */
+export interface TrainSettings {
+  /** Epochs to train (the cosine schedule spans them). */
+  epochs: number;
+  /** Images per step. */
+  batch: number;
+  /** Peak learning rate of Adam. */
+  lr: number;
+  /** Seed of initialization, split, order, augmentation and dropout. */
+  seed: number;
+  /** Stop (after saving `last`) once this many minutes have passed; 0 for no limit. */
+  timeLimitMinutes: number;
+  /** The data folder (recorded so `eval --split val` finds the same images). */
+  data: string;
+}
+
+/** One line of `metrics.jsonl`. */
+export interface EpochMetrics {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean L1 loss over the epoch's training steps, in standardized units. */
+  train_loss: number;
+  /** Same, in months. */
+  train_mae_months: number;
+  /** Validation MAE in months. */
+  val_mae: number;
+  /** Learning rate at the end of the epoch. */
+  lr: number;
+  /** Seconds the epoch took (training and validation). */
+  seconds: number;
+  /** Training images per second. */
+  images_per_s: number;
+}
+
+/** Warm-up of 2% of the steps, then cosine decay to 1% of the peak. */
+export function learningRate(peak: number, step: number, totalSteps: number): number {
+  const warmup = Math.max(1, Math.round(totalSteps * 0.02));
+  if (step < warmup) return peak * (step + 1) / warmup;
+  const t = Math.min(1, (step - warmup) / Math.max(1, totalSteps - warmup));
+  return peak * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * t)));
+}
+
+/** Test-time augmentation: milder than training (half the geometric ranges, no exposure). */
+export const TTA_RANGES: AugmentRanges = {
+  rotationDeg: 7.5,
+  shift: 0.025,
+  scale: 0.05,
+  brightness: 0,
+  contrast: [1, 1],
+  gamma: [1, 1],
+};
+
+/**
+ * Predicted bone age in months for rows `indices` of `set`, in batches, with batch norm's
+ * running statistics. With `tta` > 0 the prediction is the mean over the plain image and
+ * `tta` mildly transformed copies (no flips: a right hand is not a left hand).
+ */
+export async function predictMonths(
+  model: BoneAgeNet,
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  norm: Normalization,
+  { batchSize = 64, tta = 0 }: { batchSize?: number; tta?: number } = {},
+): Promise<Float32Array> {
+  const e = model.engine;
+  const out = new Float32Array(indices.length);
+  for (let pass = 0; pass <= tta; pass++) {
+    const loader = new Loader(e, set, indices, {
+      batchSize,
+      seed: pass,
+      shuffle: false,
+      augment: pass > 0,
+      ranges: TTA_RANGES,
+      pixelMean: norm.pixelMean,
+      pixelStd: norm.pixelStd,
+      ageMean: norm.ageMean,
+      ageSD: norm.ageStd,
+    });
+    const pending: { at: number; pred: Tensor }[] = [];
+    let at = 0;
+    for (const batch of loader.epoch(0)) {
+      const pred = e.noGrad(() => e.tidy(() => model.forward(batch.images, batch.male, false)));
+      pending.push({ at, pred });
+      at += batch.count;
+    }
+    for (const { at, pred } of pending) {
+      const values = await pred.read();
+      for (let i = 0; i < values.length; i++) {
+        out[at + i] += (values[i] * norm.ageStd + norm.ageMean) / (tta + 1);
+      }
+      pred.dispose();
+    }
+  }
+  return out;
+}
+
+/** Mean absolute error between two equally long arrays. */
+export function meanAbsoluteError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
+
+/** File names inside a run folder. */
+export const RUN_FILES = {
+  metrics: "metrics.jsonl",
+  weights: (tag: "last" | "best") => `${tag}.safetensors`,
+  meta: (tag: "last" | "best") => `${tag}.json`,
+  optimizer: "last.optimizer.safetensors",
+} as const;
+
+/** Writes a checkpoint (`tag` = last or best); with `optimizer`, its state too. */
+export async function saveCheckpoint(
+  runDir: string,
+  tag: "last" | "best",
+  model: BoneAgeNet,
+  meta: CheckpointMeta,
+  optimizer?: Adam,
+): Promise<void> {
+  const stamp = {
+    epoch: String(meta.epoch),
+    step: String(meta.globalStep),
+    config: meta.config.name,
+  };
+  await writeAtomic(`${runDir}/${RUN_FILES.weights(tag)}`, await modelToSafetensors(model, stamp));
+  if (optimizer) {
+    const state = await optimizer.state();
+    const arrays = new Map<string, NamedArray>();
+    model.parameters().forEach((p, i) => {
+      arrays.set(`m.${p.name}`, { shape: [state.m[i].length], data: state.m[i] });
+      arrays.set(`v.${p.name}`, { shape: [state.v[i].length], data: state.v[i] });
+    });
+    await writeAtomic(
+      `${runDir}/${RUN_FILES.optimizer}`,
+      encodeSafetensors(arrays, { ...stamp, adam_step: String(state.step) }),
+    );
+  }
+  // The JSON goes last: its presence means the files above are complete.
+  await writeAtomic(`${runDir}/${RUN_FILES.meta(tag)}`, JSON.stringify(meta, null, 2) + "\n");
+}
+
+/** Reads a checkpoint's JSON, naming the file when it is missing or malformed. */
+export async function readCheckpointMeta(
+  runDir: string,
+  tag: "last" | "best",
+): Promise<CheckpointMeta> {
+  const path = `${runDir}/${RUN_FILES.meta(tag)}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `no checkpoint: ${path} does not exist (train first: deno task train --out ${runDir})`,
+      );
+    }
+    throw err;
+  }
+  try {
+    const meta = JSON.parse(text) as CheckpointMeta;
+    if (meta.format !== 1 || !meta.config || !meta.normalization) throw new Error("missing fields");
+    return meta;
+  } catch (err) {
+    throw new Error(`${path} is not a checkpoint description: ${(err as Error).message}`);
+  }
+}
+
+/** Builds the model of a checkpoint and loads its weights (`tag` defaults to best). */
+export async function loadCheckpoint(
+  engine: Engine,
+  runDir: string,
+  tag: "last" | "best" = "best",
+  expectConfig?: ModelConfig,
+): Promise<{ model: BoneAgeNet; meta: CheckpointMeta }> {
+  const meta = await readCheckpointMeta(runDir, tag);
+  if (expectConfig && JSON.stringify(expectConfig) !== JSON.stringify(meta.config)) {
+    throw new Error(
+      `${runDir}/${RUN_FILES.meta(tag)} was trained with config "${meta.config.name}", ` +
+        `which differs from "${expectConfig.name}"`,
+    );
+  }
+  const model = new BoneAgeNet(engine, meta.config);
+  const path = `${runDir}/${RUN_FILES.weights(tag)}`;
+  loadModelWeights(model, await Deno.readFile(path), path);
+  return { model, meta };
+}
+
+/** Restores Adam's state saved by {@link saveCheckpoint}. */
+export async function loadOptimizer(
+  runDir: string,
+  model: BoneAgeNet,
+  optimizer: Adam,
+): Promise<void> {
+  const path = `${runDir}/${RUN_FILES.optimizer}`;
+  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  const params = model.parameters();
+  const get = (key: string) => {
+    const t = tensors.get(key);
+    if (!t) throw new Error(`${path}: missing ${key}`);
+    return t.data;
+  };
+  optimizer.loadState({
+    step: Number(metadata.adam_step),
+    m: params.map((p) => get(`m.${p.name}`)),
+    v: params.map((p) => get(`v.${p.name}`)),
+  });
+}
+
+/** Everything {@link trainModel} needs. */
+export interface TrainJob {
+  /** Engine to run on. */
+  engine: Engine;
+  /** The whole labeled set; `split` says which rows train and which validate. */
+  set: ImageSet;
+  /** Train/validation split. */
+  split: Split;
+  /** Model configuration. */
+  config: ModelConfig;
+  /** Normalization statistics of the training split. */
+  normalization: Normalization;
+  /** Run folder (must exist). */
+  runDir: string;
+  /** Hyper-parameters. */
+  settings: TrainSettings;
+  /** Continue from `runDir/last`. */
+  resume: boolean;
+  /** Called with a one-line status (progress bar) now and then. */
+  onProgress?: (line: string) => void;
+  /** Called after each epoch. */
+  onEpoch?: (m: EpochMetrics) => void;
+  /** Polled after every step; true stops training after saving `last`. */
+  shouldStop?: () => boolean;
+}
+
+/** How a run ended. */
+export interface TrainResult {
+  /** Epochs completed. */
+  epochs: number;
+  /** Best validation MAE in months. */
+  bestValMae: number;
+  /** Why training stopped. */
+  stopped: "done" | "time-limit" | "interrupted";
+  /** Training images per second over the whole run (steps only). */
+  imagesPerSecond: number;
+}
+
+/** Steps between loss read-backs (and progress updates). */
+const LOG_EVERY = 20;
+
+/** Trains `job.config` on `job.set`, validating and checkpointing after every epoch. */
+export async function trainModel(job: TrainJob): Promise<TrainResult> {
+  const { engine: e, set, split, config, normalization: norm, runDir, settings } = job;
+  const model = new BoneAgeNet(e, config, settings.seed);
+  const optimizer = new Adam(e, model.parameters(), { lr: settings.lr });
+  let startEpoch = 0;
+  let skipSteps = 0;
+  let globalStep = 0;
+  let bestValMae = Infinity;
+  if (job.resume) {
+    const meta = await readCheckpointMeta(runDir, "last");
+    if (meta.config.name !== config.name) {
+      throw new Error(
+        `--resume: ${runDir} holds a "${meta.config.name}" run, not "${config.name}"`,
+      );
+    }
+    loadModelWeights(
+      model,
+      await Deno.readFile(`${runDir}/${RUN_FILES.weights("last")}`),
+      `${runDir}/last`,
+    );
+    await loadOptimizer(runDir, model, optimizer);
+    startEpoch = meta.epoch;
+    skipSteps = meta.stepInEpoch;
+    globalStep = meta.globalStep;
+    bestValMae = meta.bestValMae ?? Infinity;
+  }
+  const loaderOptions = {
+    pixelMean: norm.pixelMean,
+    pixelStd: norm.pixelStd,
+    ageMean: norm.ageMean,
+    ageSD: norm.ageStd,
+  };
+  const trainLoader = new Loader(e, set, split.train, {
+    ...loaderOptions,
+    batchSize: settings.batch,
+    seed: settings.seed,
+    shuffle: true,
+    augment: true,
+  });
+  const stepsPerEpoch = trainLoader.batchesPerEpoch;
+  const totalSteps = stepsPerEpoch * settings.epochs;
+  const valTruth = Float32Array.from(split.val, (i) => set.boneage[i]);
+  const started = performance.now();
+  let stepSeconds = 0;
+  let imagesTrained = 0;
+  let stopped: TrainResult["stopped"] = "done";
+
+  const meta = (epoch: number, stepInEpoch: number, valMae: number): CheckpointMeta => ({
+    format: 1,
+    config,
+    normalization: norm,
+    epoch,
+    stepInEpoch,
+    globalStep,
+    valMae,
+    bestValMae,
+    settings: { ...settings },
+  });
+
+  for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {
+    const epochStart = performance.now();
+    let lossSum: Tensor | null = null;
+    let lossSumSteps = 0;
+    let epochLoss = 0;
+    let epochLossSteps = 0;
+    let step = 0;
+    let interruptedAt = -1;
+    const readLoss = async () => {
+      if (!lossSum) return;
+      const mean = (await lossSum.read())[0] / lossSumSteps;
+      if (!Number.isFinite(mean)) {
+        throw new Error(
+          `training diverged: the loss is ${mean} at epoch ${epoch + 1}, step ${step}. ` +
+            `The last good checkpoint in ${runDir} is intact; try a lower --lr (now ${settings.lr}).`,
+        );
+      }
+      epochLoss += mean * lossSumSteps;
+      epochLossSteps += lossSumSteps;
+      lossSum.dispose();
+      lossSum = null;
+      lossSumSteps = 0;
+    };
+    const stepTimer = performance.now();
+    for (const batch of trainLoader.epoch(epoch)) {
+      if (step < skipSteps) {
+        step++;
+        continue;
+      }
+      const lr = learningRate(settings.lr, globalStep, totalSteps);
+      const previousSum: Tensor | null = lossSum;
+      lossSum = e.tidy(() => {
+        const pred = model.forward(batch.images, batch.male, true, globalStep);
+        const loss = l1Loss(pred, batch.target);
+        const grads = e.gradients(loss, model.parameters());
+        optimizer.step(grads, lr);
+        return previousSum ? e.add(previousSum, loss) : e.add(loss, e.full([1], 0));
+      });
+      (previousSum as Tensor | null)?.dispose();
+      e.flush();
+      lossSumSteps++;
+      step++;
+      globalStep++;
+      imagesTrained += batch.count;
+      if (step % LOG_EVERY === 0 || step === stepsPerEpoch) {
+        await readLoss();
+        const elapsed = (performance.now() - stepTimer) / 1000;
+        const done = step - skipSteps;
+        const rate = done * settings.batch / elapsed;
+        const eta = (stepsPerEpoch - step) * elapsed / done;
+        job.onProgress?.(
+          progressLine(
+            epoch + 1,
+            settings.epochs,
+            step,
+            stepsPerEpoch,
+            epochLoss / epochLossSteps * norm.ageStd,
+            rate,
+            eta,
+          ),
+        );
+      }
+      const overTime = settings.timeLimitMinutes > 0 &&
+        (performance.now() - started) / 60000 >= settings.timeLimitMinutes;
+      if (job.shouldStop?.() || overTime) {
+        stopped = overTime ? "time-limit" : "interrupted";
+        interruptedAt = step;
+        break;
+      }
+    }
+    await readLoss();
+    stepSeconds += (performance.now() - stepTimer) / 1000;
+    skipSteps = 0;
+    if (interruptedAt >= 0 && interruptedAt < stepsPerEpoch) {
+      await saveCheckpoint(runDir, "last", model, meta(epoch, interruptedAt, NaN), optimizer);
+      break;
+    }
+    const predicted = await predictMonths(model, set, split.val, norm);
+    const valMae = meanAbsoluteError(predicted, valTruth);
+    const improved = valMae < bestValMae;
+    if (improved) bestValMae = valMae;
+    await saveCheckpoint(runDir, "last", model, meta(epoch + 1, 0, valMae), optimizer);
+    if (improved) await saveCheckpoint(runDir, "best", model, meta(epoch + 1, 0, valMae));
+    const seconds = (performance.now() - epochStart) / 1000;
+    const metrics: EpochMetrics = {
+      epoch: epoch + 1,
+      train_loss: epochLoss / epochLossSteps,
+      train_mae_months: epochLoss / epochLossSteps * norm.ageStd,
+      val_mae: valMae,
+      lr: learningRate(settings.lr, globalStep - 1, totalSteps),
+      seconds,
+      images_per_s: (step * settings.batch) / seconds,
+    };
+    await Deno.writeTextFile(`${runDir}/${RUN_FILES.metrics}`, JSON.stringify(metrics) + "\n", {
+      append: true,
+    });
+    job.onEpoch?.(metrics);
+    if (stopped !== "done") break;
+  }
+  return {
+    epochs: Math.min(settings.epochs, startEpoch),
+    bestValMae,
+    stopped,
+    imagesPerSecond: imagesTrained / Math.max(stepSeconds, 1e-9),
+  };
+}
+
+/** `epoch 3/10 [#####.....] 120/363  loss 14.2 mo  31.5 img/s  ETA 7m42s` */
+export function progressLine(
+  epoch: number,
+  epochs: number,
+  step: number,
+  steps: number,
+  lossMonths: number,
+  imagesPerSecond: number,
+  etaSeconds: number,
+): string {
+  const width = 20;
+  const filled = Math.round(width * step / steps);
+  const eta = `${Math.floor(etaSeconds / 60)}m${
+    String(Math.round(etaSeconds % 60)).padStart(2, "0")
+  }s`;
+  return `epoch ${epoch}/${epochs} [${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
+    `${step}/${steps}  loss ${lossMonths.toFixed(1)} mo  ${
+      imagesPerSecond.toFixed(1)
+    } img/s  ETA ${eta}`;
+}

@@ -1,0 +1,116 @@
+/**
+ * `deno task eval`: evaluates a trained checkpoint on labeled radiographs.
+ *
+ *     deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]
+ *
+ * Without `--split`, every labeled row of DIR is evaluated; with `--split val`, the run's own
+ * validation rows (DIR defaults to the run's data folder). Writes `predictions.csv` and a
+ * self-contained `report.html` to `--out` (default `RUN_DIR/eval`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadImageSet } from "../src/data/load.ts";
+import { readSplit } from "../src/data/split.ts";
+import { Engine } from "../src/engine.ts";
+import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
+import { type EpochMetrics, loadCheckpoint, predictMonths, RUN_FILES } from "../src/training.ts";
+import { fail, numberOption } from "./cli.ts";
+
+const USAGE =
+  "usage: deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]";
+
+async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
+  try {
+    const text = await Deno.readTextFile(`${runDir}/${RUN_FILES.metrics}`);
+    return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  } catch {
+    return [];
+  }
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      checkpoint: { type: "string" },
+      data: { type: "string" },
+      split: { type: "string" },
+      out: { type: "string" },
+      tta: { type: "string", default: "0" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(USAGE);
+  if (!values.checkpoint) fail(`--checkpoint is required\n${USAGE}`);
+  if (values.split !== undefined && values.split !== "val") {
+    fail(`--split must be "val", got "${values.split}"`);
+  }
+  const tta = numberOption("tta", values.tta!, { integer: true, min: 0, max: 16 });
+  const runDir = values.checkpoint;
+  const say = (line: string) => values.json ? console.error(line) : console.log(line);
+
+  const engine = await Engine.create();
+  const { model, meta } = await loadCheckpoint(engine, runDir, "best");
+  const dataDir = values.data ?? (values.split ? String(meta.settings.data ?? "") : "");
+  if (!dataDir) fail(`--data is required (or --split val to use the run's own validation rows)`);
+  const { set } = await loadImageSet(dataDir, {
+    size: meta.config.inputHeight,
+    quiet: values.json,
+  });
+  let indices: number[];
+  if (values.split === "val") {
+    const split = await readSplit(runDir, set.ids);
+    if (split.missing?.length) {
+      fail(`${runDir}/split.json names ${split.missing.length} ids absent from ${dataDir}`);
+    }
+    indices = split.val;
+  } else {
+    indices = [...set.boneage.keys()].filter((i) => Number.isFinite(set.boneage[i]));
+    const unlabeled = set.ids.length - indices.length;
+    if (unlabeled) say(`${unlabeled} rows of ${dataDir} have no bone age and are not evaluated`);
+  }
+  if (indices.length === 0) fail(`${dataDir}: no labeled rows to evaluate`);
+
+  const predicted = await predictMonths(model, set, indices, meta.normalization, { tta });
+  const rows: PredictionRow[] = indices.map((i, k) => ({
+    id: set.ids[i],
+    male: set.male[i],
+    truth: set.boneage[i],
+    predicted: predicted[k],
+  }));
+  const summary = summarize(rows);
+  const outDir = values.out ?? `${runDir}/eval`;
+  await Deno.mkdir(outDir, { recursive: true });
+  await Deno.writeTextFile(`${outDir}/predictions.csv`, predictionsCsv(rows));
+  const title =
+    `Bone-age evaluation: ${meta.config.name} model (epoch ${meta.epoch}) on ${dataDir}` +
+    (values.split ? " (validation split)" : "");
+  await Deno.writeTextFile(
+    `${outDir}/report.html`,
+    await renderReport({ title, summary, rows, metrics: await readMetrics(runDir) }),
+  );
+
+  say(`${title}${tta ? `, TTA x${tta}` : ""}`);
+  say(
+    `MAE ${summary.mae.toFixed(2)} months over ${summary.n} radiographs ` +
+      `(boys ${summary.mae_male.toFixed(2)}, girls ${summary.mae_female.toFixed(2)}, mean error ${
+        summary.bias.toFixed(2)
+      })`,
+  );
+  for (const [band, g] of Object.entries(summary.by_age)) {
+    say(`  ${band.padEnd(7)} n=${String(g.n).padStart(5)}  MAE ${g.n ? g.mae.toFixed(2) : "-"}`);
+  }
+  say(`wrote ${outDir}/predictions.csv and ${outDir}/report.html`);
+  if (values.json) console.log(JSON.stringify(summary));
+  engine.destroy();
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * `deno task predict`: the bone age of one radiograph.
+ *
+ *     deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { decodeGray, letterbox } from "../src/data/image.ts";
+import type { ImageSet } from "../src/data/dataset.ts";
+import { Engine } from "../src/engine.ts";
+import { occlusionMap, renderOcclusionPng } from "../src/occlusion.ts";
+import { loadCheckpoint, predictMonths } from "../src/training.ts";
+import { fail, numberOption } from "./cli.ts";
+
+const USAGE =
+  "usage: deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]";
+
+/** The notice printed with every estimate. */
+export const NOT_A_DEVICE = "Research software, not a medical device: do not use it for diagnosis.";
+
+/** `"10 years 4 months"` for 124 months. */
+export function yearsAndMonths(months: number): string {
+  const total = Math.round(months);
+  const y = Math.floor(total / 12), m = total % 12;
+  return `${y} year${y === 1 ? "" : "s"} ${m} month${m === 1 ? "" : "s"}`;
+}
+
+/** Parses `--sex`: M/F (any case, or male/female). */
+export function parseSexOption(value: string | undefined): 0 | 1 {
+  const v = (value ?? "").trim().toLowerCase();
+  if (v === "m" || v === "male") return 1;
+  if (v === "f" || v === "female") return 0;
+  return fail(`--sex must be M or F, got "${value ?? ""}"`);
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      sex: { type: "string" },
+      age: { type: "string" },
+      checkpoint: { type: "string" },
+      heatmap: { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(USAGE);
+  if (positionals.length !== 1) fail(`give exactly one image\n${USAGE}`);
+  if (!values.checkpoint) fail(`--checkpoint is required\n${USAGE}`);
+  const imagePath = positionals[0];
+  const male = parseSexOption(values.sex);
+  const age = values.age === undefined
+    ? undefined
+    : numberOption("age", values.age, { min: 0, max: 300 });
+
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(imagePath);
+  } catch (err) {
+    return fail(`cannot read ${imagePath}: ${(err as Error).message}`);
+  }
+  let gray;
+  try {
+    gray = await decodeGray(bytes);
+  } catch (err) {
+    return fail(
+      `${imagePath} is not a PNG or JPEG radiograph we can decode: ${(err as Error).message}`,
+    );
+  }
+
+  const engine = await Engine.create();
+  const { model, meta } = await loadCheckpoint(engine, values.checkpoint, "best");
+  const size = meta.config.inputHeight;
+  const pixels = letterbox(gray, size);
+  const set: ImageSet = {
+    size,
+    ids: [imagePath],
+    images: pixels,
+    male: new Uint8Array([male]),
+    boneage: new Float32Array([NaN]),
+  };
+  const [months] = await predictMonths(model, set, [0], meta.normalization);
+  const uncertainty = meta.valMae;
+  const result: Record<string, unknown> = {
+    image: imagePath,
+    sex: male ? "M" : "F",
+    bone_age_months: Number(months.toFixed(1)),
+    bone_age_years: Number((months / 12).toFixed(2)),
+    uncertainty_months: Number(uncertainty.toFixed(1)),
+    model: meta.config.name,
+    notice: NOT_A_DEVICE,
+  };
+  const lines = [
+    `Bone age: ${months.toFixed(1)} months (${yearsAndMonths(months)}), ± ${
+      uncertainty.toFixed(1)
+    } months ` +
+    `(the model's mean absolute error on its validation split)`,
+  ];
+  if (age !== undefined) {
+    const diff = months - age;
+    result.chronological_age_months = age;
+    result.difference_months = Number(diff.toFixed(1));
+    const word = Math.abs(diff) < 0.5
+      ? "matches chronological age"
+      : `${diff > 0 ? "advanced" : "delayed"} by ${Math.abs(diff).toFixed(0)} months`;
+    lines.push(
+      `Chronological age ${age} months: bone age ${word}` +
+        (Math.abs(diff) <= uncertainty ? " (within the model's typical error)" : ""),
+    );
+  }
+  if (values.heatmap) {
+    const map = await occlusionMap(model, pixels, size, male, meta.normalization, months);
+    await Deno.writeFile(values.heatmap, renderOcclusionPng(pixels, size, map));
+    result.heatmap = values.heatmap;
+    lines.push(
+      `Occlusion heatmap written to ${values.heatmap} (red: regions that raised the estimate)`,
+    );
+  }
+  lines.push(NOT_A_DEVICE);
+  if (values.json) {
+    lines.forEach((l) => console.error(l));
+    console.log(JSON.stringify(result));
+  } else lines.forEach((l) => console.log(l));
+  engine.destroy();
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `deno task train`: trains a bone-age model on the GPU engine.
+ *
+ *     deno task train [--data DIR] [--config small] [--epochs 10] [--batch 32] [--lr 0.002]
+ *                     [--seed 0] [--out runs/small] [--resume] [--time-limit MINUTES] [--strict]
+ *
+ * With no `--data` it uses `data/`, generating a synthetic set there first when it holds none.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadImageSet } from "../src/data/load.ts";
+import { findDataset } from "../src/data/layout.ts";
+import { readSplit, splitDataset, writeSplit } from "../src/data/split.ts";
+import { pixelStats } from "../src/data/stats.ts";
+import { writeSynthDataset } from "../src/data/synth.ts";
+import { createProgress } from "../src/data/progress.ts";
+import { Engine } from "../src/engine.ts";
+import { getConfig } from "../src/models.ts";
+import { RUN_FILES, trainModel } from "../src/training.ts";
+import { fail, numberOption, statusLine } from "./cli.ts";
+
+const USAGE =
+  `usage: deno task train [--data DIR] [--config tiny|small|paper] [--epochs N] [--batch B]
+                       [--lr X] [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]`;
+
+const DEFAULT_DATA = "data";
+const SYNTH_COUNT = 2000;
+
+async function hasDataset(dir: string): Promise<boolean> {
+  try {
+    await findDataset(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      data: { type: "string" },
+      config: { type: "string", default: "small" },
+      epochs: { type: "string", default: "10" },
+      batch: { type: "string", default: "32" },
+      lr: { type: "string", default: "0.002" },
+      seed: { type: "string", default: "0" },
+      out: { type: "string" },
+      resume: { type: "boolean", default: false },
+      "time-limit": { type: "string", default: "0" },
+      strict: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(USAGE);
+  const config = getConfig(values.config!);
+  if (config.inputHeight !== config.inputWidth) {
+    fail(
+      `config "${config.name}" needs ${config.inputHeight}x${config.inputWidth} input; the data pipeline letterboxes to squares only`,
+    );
+  }
+  const settings = {
+    epochs: numberOption("epochs", values.epochs!, { integer: true, min: 1 }),
+    batch: numberOption("batch", values.batch!, { integer: true, min: 2 }),
+    lr: numberOption("lr", values.lr!, { min: 1e-7 }),
+    seed: numberOption("seed", values.seed!, { integer: true, min: 0 }),
+    timeLimitMinutes: numberOption("time-limit", values["time-limit"]!, { min: 0 }),
+  };
+  const runDir = values.out ?? `runs/${config.name}`;
+
+  let dataDir = values.data;
+  if (!dataDir) {
+    dataDir = DEFAULT_DATA;
+    if (!await hasDataset(dataDir)) {
+      console.log(
+        `No data set in ${dataDir}/: generating ${SYNTH_COUNT} synthetic radiographs there first.\n` +
+          `To train on the real RSNA data, pass its folder: deno task train --data ../shared/data/rsna-100px`,
+      );
+      const progress = createProgress("synth", SYNTH_COUNT);
+      await writeSynthDataset(dataDir, {
+        n: SYNTH_COUNT,
+        seed: 0,
+        onProgress: () => progress.tick(),
+      });
+      progress.done();
+    }
+  }
+
+  const metaPath = `${runDir}/${RUN_FILES.meta("last")}`;
+  const exists = await Deno.stat(metaPath).then(() => true, () => false);
+  if (exists && !values.resume) {
+    fail(`${runDir} already holds a run: pass --resume to continue it, or another --out`);
+  }
+  if (!exists && values.resume) fail(`--resume: ${metaPath} does not exist`);
+  await Deno.mkdir(runDir, { recursive: true });
+
+  const engine = await Engine.create();
+  console.log(`adapter: ${engine.info.description}${engine.info.isFallback ? " (software)" : ""}`);
+  const { set, report } = await loadImageSet(dataDir, {
+    size: config.inputHeight,
+    strict: values.strict,
+  });
+  const labeled = set.boneage.every((a) => Number.isFinite(a));
+  if (!labeled) fail(`${dataDir}: training needs bone ages, but its CSV has rows without one`);
+  const split = values.resume
+    ? await readSplit(runDir, set.ids)
+    : splitDataset(set, { seed: settings.seed });
+  if (split.missing?.length) {
+    fail(
+      `${runDir}/split.json names ${split.missing.length} ids that ${dataDir} no longer has (e.g. ${
+        split.missing[0]
+      })`,
+    );
+  }
+  if (!values.resume) await writeSplit(runDir, split);
+  const pixels = pixelStats(set, split.train);
+  const ages = split.train.map((i) => set.boneage[i]);
+  const ageMean = ages.reduce((a, b) => a + b, 0) / ages.length;
+  const ageStd = Math.sqrt(ages.reduce((a, b) => a + (b - ageMean) ** 2, 0) / ages.length);
+  console.log(
+    `data: ${dataDir}: ${report.used} images, ${split.train.length} train / ${split.val.length} validation; ` +
+      `bone age ${ageMean.toFixed(1)} ± ${ageStd.toFixed(1)} months`,
+  );
+  console.log(
+    `model: ${config.name} (${config.inputHeight}x${config.inputWidth}), run folder ${runDir}`,
+  );
+
+  let interrupts = 0;
+  const onInterrupt = () => {
+    if (++interrupts > 1) Deno.exit(130);
+    console.error("\nCtrl-C: saving the last checkpoint, then stopping (Ctrl-C again to quit now)");
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  const status = statusLine();
+  const result = await trainModel({
+    engine,
+    set,
+    split,
+    config,
+    normalization: { pixelMean: pixels.mean, pixelStd: pixels.std, ageMean, ageStd },
+    runDir,
+    settings: { ...settings, data: dataDir },
+    resume: values.resume!,
+    onProgress: status.update,
+    onEpoch: (m) => {
+      status.clear();
+      console.log(
+        `epoch ${m.epoch}: train MAE ${m.train_mae_months.toFixed(2)} mo, val MAE ${
+          m.val_mae.toFixed(2)
+        } mo, ` +
+          `${m.seconds.toFixed(0)} s, ${m.images_per_s.toFixed(1)} img/s`,
+      );
+    },
+    shouldStop: () => interrupts > 0,
+  });
+  Deno.removeSignalListener("SIGINT", onInterrupt);
+  status.clear();
+  const how = {
+    done: "finished",
+    "time-limit": "stopped at the time limit",
+    interrupted: "interrupted",
+  }[result.stopped];
+  console.log(
+    `${how}: best validation MAE ${result.bestValMae.toFixed(2)} months, ${
+      result.imagesPerSecond.toFixed(1)
+    } img/s. ` +
+      `Checkpoints in ${runDir} (best, last).`,
+  );
+  if (result.stopped !== "done") {
+    console.log(`Continue with: deno task train --out ${runDir} --resume ...`);
+  }
+  engine.destroy();
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    fail((err as Error).message);
+  }
+}
