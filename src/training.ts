@@ -318,6 +318,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   let stepSeconds = 0;
   let imagesTrained = 0;
   let stopped: TrainResult["stopped"] = "done";
+  let completedEpochs = startEpoch;
 
   const meta = (epoch: number, stepInEpoch: number, valMae: number): CheckpointMeta => ({
     format: 1,
@@ -427,11 +428,12 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     await Deno.writeTextFile(`${runDir}/${RUN_FILES.metrics}`, JSON.stringify(metrics) + "\n", {
       append: true,
     });
+    completedEpochs = epoch + 1;
     job.onEpoch?.(metrics);
     if (stopped !== "done") break;
   }
   return {
-    epochs: Math.min(settings.epochs, startEpoch),
+    epochs: completedEpochs,
     bestValMae,
     stopped,
     imagesPerSecond: imagesTrained / Math.max(stepSeconds, 1e-9),

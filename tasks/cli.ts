@@ -4,11 +4,28 @@
  *
  * @module
  */
+import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Prints `error: message` to stderr and exits with status 1. */
 export function fail(message: string): never {
   console.error(`error: ${message}`);
   Deno.exit(1);
+}
+
+/**
+ * Turns an error that escaped a task into `fail`; a Deno permission refusal gets a hint,
+ * since the tasks may write only to their run folders and the data cache.
+ */
+export function failWith(err: unknown): never {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+    fail(
+      `${message}\nThe deno tasks may write only under runs/ and data/ (predict: inside this folder). ` +
+        "Choose a path there, or run the script with your own flags, e.g. " +
+        "deno run --allow-read --allow-write=DIR --allow-env tasks/train.ts ...",
+    );
+  }
+  fail(message);
 }
 
 /** Parses `--name value` as a number within bounds, or exits with a message naming it. */
@@ -59,4 +76,29 @@ export function statusLine(): { update: (line: string) => void; clear: () => voi
       shown = false;
     },
   };
+}
+
+/**
+ * `parseArgs` with two fixes for people typing commands: `--age -5` is read as the value -5
+ * (so range checks can say what is wrong, instead of "ambiguous argument"), and a parse
+ * error exits with the message and the usage line.
+ */
+export function parseCommandLine<T extends ParseArgsConfig["options"]>(
+  args: string[],
+  options: T,
+  usage: string,
+  allowPositionals = false,
+) {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith("--") && !a.includes("=") && /^-\d/.test(args[i + 1] ?? "")) {
+      joined.push(`${a}=${args[++i]}`);
+    } else joined.push(a);
+  }
+  try {
+    return parseArgs({ args: joined, options, allowPositionals, strict: true });
+  } catch (err) {
+    return fail(`${(err as Error).message}\n${usage}`);
+  }
 }

@@ -9,13 +9,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadImageSet } from "../src/data/load.ts";
 import { readSplit } from "../src/data/split.ts";
 import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
 import { type EpochMetrics, loadCheckpoint, predictMonths, RUN_FILES } from "../src/training.ts";
-import { fail, numberOption } from "./cli.ts";
+import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
 
 const USAGE =
   "usage: deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]";
@@ -30,9 +29,9 @@ async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
 }
 
 async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine(
     args,
-    options: {
+    {
       checkpoint: { type: "string" },
       data: { type: "string" },
       split: { type: "string" },
@@ -41,7 +40,8 @@ async function main(args: string[]): Promise<void> {
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
-  });
+    USAGE,
+  );
   if (values.help) return console.log(USAGE);
   if (!values.checkpoint) fail(`--checkpoint is required\n${USAGE}`);
   if (values.split !== undefined && values.split !== "val") {
@@ -111,6 +111,6 @@ if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (err) {
-    fail((err as Error).message);
+    failWith(err);
   }
 }

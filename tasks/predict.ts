@@ -5,13 +5,12 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { decodeGray, letterbox } from "../src/data/image.ts";
 import type { ImageSet } from "../src/data/dataset.ts";
 import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderOcclusionPng } from "../src/occlusion.ts";
 import { loadCheckpoint, predictMonths } from "../src/training.ts";
-import { fail, numberOption } from "./cli.ts";
+import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
 
 const USAGE =
   "usage: deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]";
@@ -35,10 +34,9 @@ export function parseSexOption(value: string | undefined): 0 | 1 {
 }
 
 async function main(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    options: {
+    {
       sex: { type: "string" },
       age: { type: "string" },
       checkpoint: { type: "string" },
@@ -46,7 +44,9 @@ async function main(args: string[]): Promise<void> {
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
-  });
+    USAGE,
+    true,
+  );
   if (values.help) return console.log(USAGE);
   if (positionals.length !== 1) fail(`give exactly one image\n${USAGE}`);
   if (!values.checkpoint) fail(`--checkpoint is required\n${USAGE}`);
@@ -131,6 +131,6 @@ if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (err) {
-    fail((err as Error).message);
+    failWith(err);
   }
 }

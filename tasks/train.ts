@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadImageSet } from "../src/data/load.ts";
 import { findDataset } from "../src/data/layout.ts";
 import { readSplit, splitDataset, writeSplit } from "../src/data/split.ts";
@@ -18,7 +17,7 @@ import { createProgress } from "../src/data/progress.ts";
 import { Engine } from "../src/engine.ts";
 import { getConfig } from "../src/models.ts";
 import { RUN_FILES, trainModel } from "../src/training.ts";
-import { fail, numberOption, statusLine } from "./cli.ts";
+import { fail, failWith, numberOption, parseCommandLine, statusLine } from "./cli.ts";
 
 const USAGE =
   `usage: deno task train [--data DIR] [--config tiny|small|paper] [--epochs N] [--batch B]
@@ -37,9 +36,9 @@ async function hasDataset(dir: string): Promise<boolean> {
 }
 
 async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine(
     args,
-    options: {
+    {
       data: { type: "string" },
       config: { type: "string", default: "small" },
       epochs: { type: "string", default: "10" },
@@ -52,7 +51,8 @@ async function main(args: string[]): Promise<void> {
       strict: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
-  });
+    USAGE,
+  );
   if (values.help) return console.log(USAGE);
   const config = getConfig(values.config!);
   if (config.inputHeight !== config.inputWidth) {
@@ -177,6 +177,6 @@ if (import.meta.main) {
   try {
     await main(Deno.args);
   } catch (err) {
-    fail((err as Error).message);
+    failWith(err);
   }
 }

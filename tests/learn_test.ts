@@ -79,6 +79,7 @@ gpuTest("a small CNN learns to read a disc's radius", async (e) => {
     e.flush();
   }
   const after = await evaluate();
+  console.log(`disc radius L1: ${before.toFixed(3)} -> ${after.toFixed(3)}`);
   assert.ok(
     after < 0.3,
     `held-out L1 loss ${after.toFixed(3)} should fall below 0.3 (was ${before.toFixed(3)})`,

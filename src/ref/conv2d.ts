@@ -83,7 +83,7 @@ export function conv2dForward(
 ): Float64Array {
   const { OH, OW } = outputSize(g);
   const y = new Float64Array(g.N * OH * OW * g.Cout);
-  if (bias) for (let i = 0; i < y.length; i++) y[i] = bias[i % g.Cout];
+  if (bias) { for (let i = 0; i < y.length; i++) y[i] = bias[i % g.Cout]; }
   forEachProduct(g, (xi, wi, yi) => {
     y[yi] += x[xi] * w[wi];
   });
@@ -91,7 +91,11 @@ export function conv2dForward(
 }
 
 /** Gradient of the input: `dx[xi] += dy[yi] * w[wi]` over every forward product. */
-export function conv2dBackwardData(dy: Float64Array, w: Float64Array, g: ConvGeometry): Float64Array {
+export function conv2dBackwardData(
+  dy: Float64Array,
+  w: Float64Array,
+  g: ConvGeometry,
+): Float64Array {
   const dx = new Float64Array(g.N * g.H * g.W * g.Cin);
   forEachProduct(g, (xi, wi, yi) => {
     dx[xi] += dy[yi] * w[wi];

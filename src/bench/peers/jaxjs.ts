@@ -29,13 +29,21 @@ import { median } from "../peak.ts";
 
 /** One convolution layer: input `[n, h, w, cin]` (run as NCHW), `k x k` filter to `cout`. */
 export interface ConvShape {
+  /** Batch size. */
   n: number;
+  /** Input height. */
   h: number;
+  /** Input width. */
   w: number;
+  /** Input channels. */
   cin: number;
+  /** Output channels. */
   cout: number;
+  /** Filter size (k x k). */
   k: number;
+  /** Stride in both spatial dimensions. */
   stride: number;
+  /** Zero padding on every side. */
   pad: number;
 }
 
@@ -44,9 +52,13 @@ export type ConvPass = "forward" | "backwardData" | "backwardWeight";
 
 /** A feature map `[n, h, w, c]` (run as NCHW). */
 export interface MapShape {
+  /** Batch size. */
   n: number;
+  /** Height (even for max-pool). */
   h: number;
+  /** Width (even for max-pool). */
   w: number;
+  /** Channels. */
   c: number;
 }
 
@@ -85,6 +97,15 @@ async function timeCalls(step: () => Array, repeats: number): Promise<number> {
   return median(times);
 }
 
+/** dL/dx of `f` at `x` for the cotangent `dy`, via jax-js' `vjp` (consumes x and dy). */
+function pullback(f: (x: Array) => Array, x: Array, dy: Array): Array {
+  const [y, back] = vjp(f, [x]);
+  y.dispose();
+  const [dx] = back(dy);
+  back.dispose();
+  return dx;
+}
+
 /** Median ms of one convolution pass (`pad` applied on every side) on random inputs. */
 export async function timeConv2d(s: ConvShape, pass: ConvPass, repeats: number): Promise<number> {
   const ho = Math.floor((s.h + 2 * s.pad - s.k) / s.stride) + 1;
@@ -99,20 +120,8 @@ export async function timeConv2d(s: ConvShape, pass: ConvPass, repeats: number):
       dy.dispose();
       return conv(x, w);
     }),
-    backwardData: jit((x: Array, w: Array, dy: Array) => {
-      const [y, back] = vjp((x: Array) => conv(x, w), [x]);
-      y.dispose();
-      const [dx] = back(dy);
-      back.dispose();
-      return dx;
-    }),
-    backwardWeight: jit((x: Array, w: Array, dy: Array) => {
-      const [y, back] = vjp((w: Array) => conv(x, w), [w]);
-      y.dispose();
-      const [dw] = back(dy);
-      back.dispose();
-      return dw;
-    }),
+    backwardData: jit((x: Array, w: Array, dy: Array) => pullback((x) => conv(x, w), x, dy)),
+    backwardWeight: jit((x: Array, w: Array, dy: Array) => pullback((w) => conv(x, w), w, dy)),
   };
   const f = fns[pass];
   try {
@@ -142,13 +151,7 @@ export async function timeMaxPool(
       dy.dispose();
       return maxPool2(x);
     })
-    : jit((x: Array, dy: Array) => {
-      const [y, back] = vjp(maxPool2, [x]);
-      y.dispose();
-      const [dx] = back(dy);
-      back.dispose();
-      return dx;
-    });
+    : jit((x: Array, dy: Array) => pullback(maxPool2, x, dy));
   try {
     return await timeCalls(() => f(x.ref, dy.ref), repeats);
   } finally {

@@ -2,10 +2,10 @@
  * Benchmark peer: TensorFlow.js 4.22 on its WebGPU backend (`@tensorflow/tfjs-backend-webgpu`),
  * on the same adapter as our engine (Deno's `navigator.gpu`).
  *
- * No shim is needed on Deno 2: the backend only touches `navigator.gpu`, and tfjs' platform
- * detection falls back to its browser platform without `document` or `OffscreenCanvas`.
- * Backend flags stay at their defaults (tfjs "as shipped"); note that
- * `WEBGPU_CPU_FORWARD` runs ops on tensors under 1,000 elements on the CPU.
+ * No shim is needed on Deno 2.9: the backend starts from `navigator.gpu` alone and never
+ * reaches for `document` or `OffscreenCanvas` in the ops used here. Backend flags stay at
+ * their defaults (tfjs "as shipped"); `WEBGPU_CPU_FORWARD` may run an op whose inputs are
+ * already on the CPU and small (under 1,000 elements) there.
  *
  * Layouts are tfjs' own: NHWC images, HWIO filters. Every timing awaits a one-element read
  * of the result, which waits for the GPU to finish all the work queued before it.
@@ -18,13 +18,21 @@ import { median } from "../peak.ts";
 
 /** One convolution layer: NHWC input `[n, h, w, cin]`, `k x k` filter to `cout` channels. */
 export interface ConvShape {
+  /** Batch size. */
   n: number;
+  /** Input height. */
   h: number;
+  /** Input width. */
   w: number;
+  /** Input channels. */
   cin: number;
+  /** Output channels. */
   cout: number;
+  /** Filter size (k x k). */
   k: number;
+  /** Stride in both spatial dimensions. */
   stride: number;
+  /** Zero padding on every side. */
   pad: number;
 }
 
@@ -33,9 +41,13 @@ export type ConvPass = "forward" | "backwardData" | "backwardWeight";
 
 /** A feature map `[n, h, w, c]` (NHWC). */
 export interface MapShape {
+  /** Batch size. */
   n: number;
+  /** Height (even for max-pool). */
   h: number;
+  /** Width (even for max-pool). */
   w: number;
+  /** Channels. */
   c: number;
 }
 

@@ -1,0 +1,250 @@
+/**
+ * The bone-age reader as the web page runs it: the same engine, kernels, checkpoint format,
+ * decoder, letterbox and prediction code as `deno task predict`, with the two things the
+ * CLI reads from disk (kernels and checkpoint) fetched from the page's server instead.
+ *
+ * Nothing here sends the radiograph anywhere: its bytes come from a local file the user
+ * picked, are decoded in this page and go only to the GPU.
+ *
+ * Everything imported here must bundle for the browser: `tasks/bundle.ts` refuses Node
+ * built-ins it does not map and reports any `Deno.` reference left in the bundle.
+ *
+ * @module
+ */
+import type { CheckpointMeta } from "../checkpoint.ts";
+import { loadModelWeights } from "../checkpoint.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import { decodeGray, type GrayImage, letterbox, letterboxBox } from "../data/image.ts";
+import type { LetterboxBox } from "../data/image.ts";
+import { Engine } from "../engine.ts";
+import { BoneAgeNet } from "../nn.ts";
+import { occlusionMap, type OcclusionMap } from "../occlusion.ts";
+import { predictMonths } from "../training.ts";
+import { fetchKernels } from "./kernels.ts";
+
+/** The browser has no usable WebGPU; the message says how to get it. */
+export class NoWebGpuError extends Error {
+  /** `missing`: no `navigator.gpu`; `no-adapter`: WebGPU exists but offers no adapter. */
+  readonly reason: "missing" | "no-adapter";
+  /** Builds the message for `reason`. */
+  constructor(reason: "missing" | "no-adapter") {
+    super(
+      reason === "missing"
+        ? "This browser does not offer WebGPU, which the model runs on."
+        : "WebGPU is switched on, but the browser found no graphics adapter to run it on.",
+    );
+    this.name = "NoWebGpuError";
+    this.reason = reason;
+  }
+}
+
+/** The checkpoint is missing, unreadable or does not fit its model. */
+export class CheckpointError extends Error {
+  /** Wraps `message`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+/** The chosen file is not a radiograph this reader can decode. */
+export class NotAnImageError extends Error {
+  /** Wraps `message`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NotAnImageError";
+  }
+}
+
+/** URLs the reader fetches, relative to the page. */
+export const READER_URLS = {
+  kernels: "kernels/",
+  meta: "checkpoint/best.json",
+  weights: "checkpoint/best.safetensors",
+} as const;
+
+/** A decoded radiograph and the model's input made from it. */
+export interface PreparedImage {
+  /** The radiograph in 8-bit gray at full resolution (what the CLI decodes). */
+  gray: GrayImage;
+  /** The letterboxed `size x size` model input. */
+  pixels: Uint8Array;
+  /** Side of the model input. */
+  size: number;
+  /** Where the radiograph lies inside the letterboxed input. */
+  box: LetterboxBox;
+}
+
+/** One estimate. */
+export interface Estimate {
+  /** Predicted bone age, months (unrounded). */
+  months: number;
+  /** The model's validation MAE, months: the uncertainty shown with the estimate. */
+  uncertainty: number;
+  /** Occlusion sensitivity over the model input. */
+  occlusion: OcclusionMap;
+  /** Milliseconds the prediction and the occlusion map took. */
+  milliseconds: number;
+}
+
+/**
+ * Checks that WebGPU can give us an adapter, so the page can say so plainly instead of
+ * failing deep inside the engine.
+ */
+export async function checkWebGpu(): Promise<void> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) throw new NoWebGpuError("missing");
+  const adapter = await gpu.requestAdapter().catch(() => null);
+  if (!adapter) throw new NoWebGpuError("no-adapter");
+}
+
+/**
+ * Validates a checkpoint's JSON the way `readCheckpointMeta` does for the CLI, and that its
+ * model takes square input (the letterbox is square; `predict` relies on that too).
+ */
+export function parseCheckpointMeta(text: string, source: string): CheckpointMeta {
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(text) as CheckpointMeta;
+  } catch (err) {
+    throw new CheckpointError(`${source} is not JSON: ${(err as Error).message}`);
+  }
+  if (meta?.format !== 1 || !meta.config || !meta.normalization) {
+    throw new CheckpointError(
+      `${source} is not a checkpoint description (format 1 with config and normalization)`,
+    );
+  }
+  if (meta.config.inputHeight !== meta.config.inputWidth) {
+    throw new CheckpointError(
+      `${source}: the "${meta.config.name}" model takes ${meta.config.inputHeight}x` +
+        `${meta.config.inputWidth} input, but radiographs are letterboxed to squares`,
+    );
+  }
+  return meta;
+}
+
+async function fetchOk(url: string, what: string): Promise<Response> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (err) {
+    throw new CheckpointError(`could not fetch the ${what} (${url}): ${(err as Error).message}`);
+  }
+  if (response.status === 404) {
+    throw new CheckpointError(
+      `the server has no checkpoint to give (${url} not found). Start it with a trained run: ` +
+        "deno task serve --checkpoint RUN_DIR",
+    );
+  }
+  if (!response.ok) {
+    throw new CheckpointError(`could not fetch the ${what} (${url}): HTTP ${response.status}`);
+  }
+  return response;
+}
+
+/** The model, loaded once per page, and the estimate for one radiograph at a time. */
+export class BoneAgeReader {
+  /** The engine the model runs on. */
+  readonly engine: Engine;
+  /** The network with the checkpoint's weights. */
+  readonly model: BoneAgeNet;
+  /** The checkpoint's description (config, normalization, validation MAE). */
+  readonly meta: CheckpointMeta;
+
+  private constructor(engine: Engine, model: BoneAgeNet, meta: CheckpointMeta) {
+    this.engine = engine;
+    this.model = model;
+    this.meta = meta;
+  }
+
+  /**
+   * Checks WebGPU, fetches the kernels and the checkpoint, builds the engine and the model.
+   * Throws {@link NoWebGpuError} or {@link CheckpointError} with a message for the page.
+   */
+  static async open(onStatus: (line: string) => void = () => {}): Promise<BoneAgeReader> {
+    onStatus("Checking WebGPU…");
+    await checkWebGpu();
+    onStatus("Loading the kernels and the checkpoint…");
+    const [loadKernel, metaText, weights] = await Promise.all([
+      fetchKernels(READER_URLS.kernels),
+      fetchOk(READER_URLS.meta, "checkpoint description").then((r) => r.text()),
+      fetchOk(READER_URLS.weights, "checkpoint weights").then((r) => r.arrayBuffer()),
+    ]);
+    const meta = parseCheckpointMeta(metaText, READER_URLS.meta);
+    onStatus("Building the model on the GPU…");
+    const engine = await Engine.create({ loadKernel });
+    try {
+      let model: BoneAgeNet;
+      try {
+        model = new BoneAgeNet(engine, meta.config);
+      } catch (err) {
+        throw new CheckpointError(
+          `${READER_URLS.meta} describes a model this engine cannot build: ${
+            (err as Error).message
+          }`,
+        );
+      }
+      try {
+        loadModelWeights(model, new Uint8Array(weights), READER_URLS.weights);
+      } catch (err) {
+        throw new CheckpointError((err as Error).message);
+      }
+      await engine.sync();
+      return new BoneAgeReader(engine, model, meta);
+    } catch (err) {
+      engine.destroy();
+      throw err;
+    }
+  }
+
+  /** Side of the model's square input. */
+  get size(): number {
+    return this.meta.config.inputHeight;
+  }
+
+  /**
+   * Decodes a file's bytes to gray and letterboxes it to the model input, exactly as
+   * `deno task predict` does. Throws {@link NotAnImageError} for anything that is not a
+   * PNG or JPEG we can decode.
+   */
+  async prepare(bytes: Uint8Array): Promise<PreparedImage> {
+    let gray: GrayImage;
+    try {
+      gray = await decodeGray(bytes);
+    } catch (err) {
+      throw new NotAnImageError((err as Error).message);
+    }
+    const size = this.size;
+    return {
+      gray,
+      pixels: letterbox(gray, size),
+      size,
+      box: letterboxBox(gray.width, gray.height, size),
+    };
+  }
+
+  /**
+   * The bone age for a prepared radiograph and the child's sex (1 male, 0 female), through
+   * `predictMonths` like the CLI, and its occlusion map (`occlusionMap`, as `--heatmap`).
+   */
+  async estimate(image: PreparedImage, male: 0 | 1): Promise<Estimate> {
+    const started = performance.now();
+    const { size, pixels } = image;
+    const set: ImageSet = {
+      size,
+      ids: ["radiograph"],
+      images: pixels,
+      male: new Uint8Array([male]),
+      boneage: new Float32Array([NaN]),
+    };
+    const norm = this.meta.normalization;
+    const [months] = await predictMonths(this.model, set, [0], norm);
+    const occlusion = await occlusionMap(this.model, pixels, size, male, norm, months);
+    return {
+      months,
+      uncertainty: this.meta.valMae,
+      occlusion,
+      milliseconds: performance.now() - started,
+    };
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * 2D convolution: NHWC activations `[N, H, W, Cin]`, HWIO weights `[KH, KW, Cin, Cout]`, bias
+ * `[Cout]`, zero padding, `OH = floor((H + 2P - KH) / S) + 1` (likewise OW).
+ * CPU twin: `src/ref/conv2d.ts`.
+ *
+ * Kernels, chosen per shape by {@link conv2dPrograms}:
+ * - on CPU adapters (lavapipe), 3x3 stride-1 convolutions (every conv of the `small` model)
+ *   whose output channels are a multiple of 4: the generated "rows" kernels `conv2d_rows_vec4.wgsl` / `conv2d_rows_scalar.wgsl` (input
+ *   channels a multiple of 4, or any count one at a time) compute y; dL/dx is the same kernel
+ *   run over dL/dy with weights rotated and transposed by `conv2d_flip_weights.wgsl`; dL/dw is
+ *   `conv2d_wgrad_*.wgsl` (partial sums per range of rows) plus `sumMiddle`. See
+ *   `conv2d_kernels.ts` for why they look the way they do.
+ * - anything else, and every shape on real GPUs (the rows kernels hold ~1000 floats per
+ *   invocation, which a GPU would spill): `conv2d_forward_generic.wgsl`,
+ *   `conv2d_backward_data_generic.wgsl` and `conv2d_backward_weight_generic.wgsl`
+ *   (+ `sumMiddle`), one invocation per output element.
+ * The bias gradient is `sumMiddle(dy)` over all output pixels.
+ *
+ * @module
+ */
+import { type Engine, grid, type Program } from "../engine.ts";
+import { assertRank, type Shape, showShape, type Tensor } from "../tensor.ts";
+import { CONV_KERNEL_VARIANTS, type ConvKernelVariant, ROWS_WG } from "./conv2d_kernels.ts";
+import { sumMiddle } from "./reduce.ts";
+
+/** Stride and zero padding, the same along both spatial axes. */
+export interface Conv2dOptions {
+  /** Step between output pixels, in input pixels (default 1). */
+  stride?: number;
+  /** Zeros added on every side of the image (default 0). */
+  padding?: number;
+}
+
+/** Every extent of one convolution, checked. */
+export interface Conv2dGeometry {
+  /** Batch, input height, width and channels. */
+  N: number;
+  H: number;
+  W: number;
+  Cin: number;
+  /** Output channels, kernel height and width. */
+  Cout: number;
+  KH: number;
+  KW: number;
+  /** Stride and padding. */
+  S: number;
+  P: number;
+  /** Output height and width. */
+  OH: number;
+  OW: number;
+}
+
+/**
+ * Checks the shapes of a convolution and derives its geometry. Throws an error naming
+ * conv2d and both shapes when they do not fit together.
+ */
+export function conv2dGeometry(
+  xShape: Shape,
+  wShape: Shape,
+  options: Conv2dOptions = {},
+): Conv2dGeometry {
+  const S = options.stride ?? 1;
+  const P = options.padding ?? 0;
+  const both = `x ${showShape(xShape)} and w ${showShape(wShape)}`;
+  if (xShape.length !== 4) throw new Error(`conv2d: expected x of rank 4 (NHWC), got ${both}`);
+  if (wShape.length !== 4) throw new Error(`conv2d: expected w of rank 4 (HWIO), got ${both}`);
+  if (!Number.isInteger(S) || S < 1) throw new Error(`conv2d: stride ${S} must be an integer >= 1`);
+  if (!Number.isInteger(P) || P < 0) {
+    throw new Error(`conv2d: padding ${P} must be an integer >= 0`);
+  }
+  const [N, H, W, Cin] = xShape;
+  const [KH, KW, wCin, Cout] = wShape;
+  if (wCin !== Cin) {
+    throw new Error(`conv2d: input channels differ (${Cin} vs ${wCin}), ${both}`);
+  }
+  const OH = Math.floor((H + 2 * P - KH) / S) + 1;
+  const OW = Math.floor((W + 2 * P - KW) / S) + 1;
+  if (OH < 1 || OW < 1) {
+    throw new Error(
+      `conv2d: the kernel does not fit the padded image (output ${OH}x${OW}), ${both}, ` +
+        `stride ${S}, padding ${P}`,
+    );
+  }
+  return { N, H, W, Cin, Cout, KH, KW, S, P, OH, OW };
+}
+
+// ---- plans: which kernel, which constants, how many workgroups -------------------------
+
+/** A kernel launch; `params` (for generated kernels) becomes binding 0. */
+interface Launch {
+  program: Program;
+  params?: Uint32Array;
+}
+
+const variant = (file: string): ConvKernelVariant =>
+  CONV_KERNEL_VARIANTS.find((v) => v.file === file)!;
+
+/** Whether the generated kernels may run this shape (3x3, stride 1) on this adapter. */
+function fastPath(g: Conv2dGeometry, cpuAdapter: boolean): boolean {
+  return cpuAdapter && g.KH === 3 && g.KW === 3 && g.S === 1;
+}
+
+/**
+ * Rows per invocation of a rows kernel: enough output pixels per invocation (about 384) to
+ * pay for loading its blocks of weights, while keeping at least ~512 invocations for the
+ * CPU's threads and SIMD lanes.
+ */
+function rowsPerInvocation(rows: number, width: number, blocks: number): number {
+  const wanted = Math.ceil(384 / width);
+  const cap = Math.max(1, Math.floor((rows * blocks) / 512));
+  return Math.max(1, Math.min(wanted, cap, rows));
+}
+
+/**
+ * Launch of a rows kernel computing a stride-1 3x3 convolution of an `[N, H, W, cin]` map into
+ * `[N, OH, OW, cout]` with padding `pad` (cout % 4 == 0).
+ */
+function rowsLaunch(
+  N: number,
+  H: number,
+  W: number,
+  cin: number,
+  cout: number,
+  pad: number,
+  hasBias: boolean,
+): Launch {
+  const v = variant(cin % 4 === 0 ? "conv2d_rows_vec4.wgsl" : "conv2d_rows_scalar.wgsl");
+  const OH = H + 2 * pad - 2;
+  const OW = W + 2 * pad - 2;
+  const blocks = Math.ceil(cout / 4 / v.cout4Block);
+  const R = rowsPerInvocation(N * OH, OW, blocks);
+  const lanes = Math.ceil((N * OH) / R) * blocks;
+  return {
+    program: { kernel: v.file, dispatch: grid(lanes, ROWS_WG) },
+    params: Uint32Array.of(N, H, W, cin, cout, pad, OH, OW, R, hasBias ? 1 : 0, 0, 0),
+  };
+}
+
+function forwardLaunch(g: Conv2dGeometry, hasBias: boolean, cpuAdapter: boolean): Launch {
+  if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
+    return rowsLaunch(g.N, g.H, g.W, g.Cin, g.Cout, g.P, hasBias);
+  }
+  const count = g.N * g.OH * g.OW * g.Cout;
+  return {
+    program: {
+      kernel: "conv2d_forward_generic.wgsl",
+      constants: { ...shapeConstants(g), HAS_BIAS: hasBias ? 1 : 0 },
+      dispatch: grid(count),
+    },
+  };
+}
+
+function shapeConstants(g: Conv2dGeometry): Record<string, number> {
+  return {
+    N: g.N,
+    H: g.H,
+    W: g.W,
+    CIN: g.Cin,
+    COUT: g.Cout,
+    KH: g.KH,
+    KW: g.KW,
+    S: g.S,
+    P: g.P,
+    OH: g.OH,
+    OW: g.OW,
+  };
+}
+
+/** dL/dx: [flip the weights, rows kernel over dy] or [generic kernel]. */
+function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] {
+  if (fastPath(g, cpuAdapter) && g.Cin % 4 === 0 && g.P <= 2) {
+    const size = g.KH * g.KW * g.Cin * g.Cout;
+    const flip: Launch = {
+      program: {
+        kernel: "conv2d_flip_weights.wgsl",
+        constants: { KH: g.KH, KW: g.KW, CIN: g.Cin, COUT: g.Cout },
+        dispatch: grid(size),
+      },
+    };
+    // The transposed convolution reads dy with padding KH - 1 - P and produces H x W.
+    return [flip, rowsLaunch(g.N, g.OH, g.OW, g.Cout, g.Cin, g.KH - 1 - g.P, false)];
+  }
+  return [{
+    program: {
+      kernel: "conv2d_backward_data_generic.wgsl",
+      constants: shapeConstants(g),
+      dispatch: grid(g.N * g.H * g.W * g.Cin),
+    },
+  }];
+}
+
+/** dL/dw partial sums: the launch and how many partial sums per weight it leaves. */
+function backwardWeightLaunch(
+  g: Conv2dGeometry,
+  cpuAdapter: boolean,
+): { launch: Launch; ranges: number } {
+  const size = g.KH * g.KW * g.Cin * g.Cout;
+  const rows = g.N * g.OH;
+  if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
+    const v = variant(g.Cin % 4 === 0 ? "conv2d_wgrad_vec4.wgsl" : "conv2d_wgrad_scalar.wgsl");
+    const blocks = Math.ceil(g.Cin / v.cinBlock) * Math.ceil(g.Cout / 4 / v.cout4Block);
+    // Enough invocations to fill the machine, while the partial sums stay under 4 Mi floats.
+    const maxRanges = Math.max(1, Math.min(rows, Math.floor(4 * 1024 * 1024 / size)));
+    const wantRanges = Math.max(1, Math.min(maxRanges, Math.ceil(512 / blocks)));
+    const R = Math.ceil(rows / wantRanges);
+    const ranges = Math.ceil(rows / R);
+    return {
+      launch: {
+        program: { kernel: v.file, dispatch: grid(ranges * blocks, ROWS_WG) },
+        params: Uint32Array.of(g.N, g.H, g.W, g.Cin, g.Cout, g.P, g.OH, g.OW, R, 0, 0, 0),
+      },
+      ranges,
+    };
+  }
+  const M = g.N * g.OH * g.OW;
+  const NCHUNK = Math.max(1, Math.min(Math.ceil(M / 32), Math.ceil(16384 / size)));
+  const CHUNK = Math.ceil(M / NCHUNK);
+  const chunks = Math.ceil(M / CHUNK);
+  return {
+    launch: {
+      program: {
+        kernel: "conv2d_backward_weight_generic.wgsl",
+        constants: { ...shapeConstants(g), CHUNK, NCHUNK: chunks },
+        dispatch: grid(chunks * size),
+      },
+    },
+    ranges: chunks,
+  };
+}
+
+/** The kernel launches of one convolution, for the tour and for benchmarks. */
+export interface Conv2dPrograms {
+  /** Computes y (one dispatch). */
+  forward: Program;
+  /** Computes dL/dx (weight flip + rows kernel, or the generic kernel). */
+  backwardData: Program[];
+  /**
+   * Computes dL/dw partial sums; `sumMiddle` (reduce_sum*.wgsl) then adds up the partial sums
+   * of each weight.
+   */
+  backwardWeight: Program[];
+}
+
+/**
+ * Which `.wgsl` files, constants and dispatch sizes compute a convolution of an `xShape`
+ * input with `wShape` weights on a CPU adapter (`cpuAdapter`, the default; pass
+ * `engine.info.isFallback`) or a GPU. The generated kernels read their shapes from a
+ * parameter buffer, so their programs carry no constants.
+ */
+export function conv2dPrograms(
+  xShape: Shape,
+  wShape: Shape,
+  options: Conv2dOptions = {},
+  cpuAdapter = true,
+): Conv2dPrograms {
+  const g = conv2dGeometry(xShape, wShape, options);
+  return {
+    forward: forwardLaunch(g, true, cpuAdapter).program,
+    backwardData: backwardDataLaunches(g, cpuAdapter).map((l) => l.program),
+    backwardWeight: [backwardWeightLaunch(g, cpuAdapter).launch.program],
+  };
+}
+
+// ---- running ---------------------------------------------------------------------------
+
+/**
+ * Parameter buffers of the generated kernels, one per distinct content and engine: training
+ * repeats the same few shapes, so this stays small, and a buffer is never rewritten, so
+ * commands recorded earlier keep seeing their own values.
+ */
+const paramBuffers = new WeakMap<Engine, Map<string, GPUBuffer>>();
+
+function paramsBuffer(e: Engine, values: Uint32Array): GPUBuffer {
+  let cache = paramBuffers.get(e);
+  if (!cache) paramBuffers.set(e, cache = new Map());
+  const key = values.join(",");
+  let buffer = cache.get(key);
+  if (!buffer) {
+    buffer = e.device.createBuffer({
+      label: `conv2d params ${key}`,
+      size: values.byteLength,
+      usage: GPUBufferUsage.STORAGE,
+      mappedAtCreation: true,
+    });
+    new Uint32Array(buffer.getMappedRange()).set(values);
+    buffer.unmap();
+    cache.set(key, buffer);
+  }
+  return buffer;
+}
+
+function launch(e: Engine, l: Launch, bindings: (Tensor | GPUBuffer)[]): void {
+  e.run(l.program, l.params ? [paramsBuffer(e, l.params), ...bindings] : bindings);
+}
+
+function checkDy(op: string, dy: Tensor, g: Conv2dGeometry): void {
+  const want = [g.N, g.OH, g.OW, g.Cout];
+  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== want[i])) {
+    throw new Error(`${op}: dy ${showShape(dy.shape)} does not match output ${showShape(want)}`);
+  }
+}
+
+/** `y = conv(x, w) + bias`, not recorded on the tape. Returns `[N, OH, OW, Cout]`. */
+export function conv2dForward(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  options: Conv2dOptions = {},
+): Tensor {
+  const g = conv2dGeometry(x.shape, w.shape, options);
+  if (bias) {
+    assertRank("conv2d", bias, 1, "bias");
+    if (bias.size !== g.Cout) {
+      throw new Error(
+        `conv2d: bias ${showShape(bias.shape)} does not match w ${showShape(w.shape)} ` +
+          `(${g.Cout} output channels)`,
+      );
+    }
+  }
+  const e = x.engine;
+  const y = e.empty([g.N, g.OH, g.OW, g.Cout]);
+  // Without a bias the kernels never read binding 2, but it must be bound: w stands in.
+  launch(e, forwardLaunch(g, bias !== null, e.info.isFallback), [x, w, bias ?? w, y]);
+  return y;
+}
+
+/**
+ * dL/dx of a convolution, not recorded: `dy` is `[N, OH, OW, Cout]`, `w` the weights and
+ * `xShape` the input's shape. Returns a tensor of shape `xShape`.
+ */
+export function conv2dBackwardData(
+  dy: Tensor,
+  w: Tensor,
+  xShape: Shape,
+  options: Conv2dOptions = {},
+): Tensor {
+  const g = conv2dGeometry(xShape, w.shape, options);
+  checkDy("conv2dBackwardData", dy, g);
+  const e = dy.engine;
+  const dx = e.empty([g.N, g.H, g.W, g.Cin]);
+  const launches = backwardDataLaunches(g, e.info.isFallback);
+  if (launches.length === 1) {
+    launch(e, launches[0], [dy, w, dx]);
+  } else {
+    const wt = e.empty([g.KH, g.KW, g.Cout, g.Cin]);
+    launch(e, launches[0], [w, wt]);
+    launch(e, launches[1], [dy, wt, wt, dx]);
+    wt.dispose();
+  }
+  return dx;
+}
+
+/**
+ * dL/dw of a convolution, not recorded: `x` is the input, `dy` is `[N, OH, OW, Cout]` and
+ * `wShape` the weights' shape. Returns a tensor of shape `wShape`.
+ */
+export function conv2dBackwardWeight(
+  x: Tensor,
+  dy: Tensor,
+  wShape: Shape,
+  options: Conv2dOptions = {},
+): Tensor {
+  const g = conv2dGeometry(x.shape, wShape, options);
+  checkDy("conv2dBackwardWeight", dy, g);
+  const e = x.engine;
+  const size = g.KH * g.KW * g.Cin * g.Cout;
+  const { launch: l, ranges } = backwardWeightLaunch(g, e.info.isFallback);
+  const part = e.empty([ranges, size]);
+  launch(e, l, [x, dy, part]);
+  const dw = sumMiddle(part, 1, ranges, size, 1, wShape);
+  part.dispose();
+  return dw;
+}
+
+/** dL/dbias: the sum of `dy` over every output pixel. */
+export function conv2dBackwardBias(dy: Tensor): Tensor {
+  assertRank("conv2dBackwardBias", dy, 4, "dy");
+  const C = dy.shape[3];
+  return sumMiddle(dy, 1, dy.size / C, C, 1, [C]);
+}
+
+/**
+ * 2D convolution, recorded on the tape. `x` is `[N, H, W, Cin]`, `w` is `[KH, KW, Cin, Cout]`,
+ * `bias` is `[Cout]` or null; returns `[N, OH, OW, Cout]`. Backward computes only the
+ * gradients that are needed (no dL/dx for an input image).
+ */
+export function conv2d(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  options: Conv2dOptions = {},
+): Tensor {
+  const y = conv2dForward(x, w, bias, options);
+  x.engine.tape.record("conv2d", bias ? [x, w, bias] : [x, w], y, (dy, needs) => [
+    needs[0] ? conv2dBackwardData(dy, w, x.shape, options) : null,
+    needs[1] ? conv2dBackwardWeight(x, dy, w.shape, options) : null,
+    bias && needs[2] ? conv2dBackwardBias(dy) : null,
+  ]);
+  return y;
+}

@@ -1,0 +1,433 @@
+/**
+ * Source generator of the fast 3x3 stride-1 convolution kernels, `kernels/conv2d_rows_*.wgsl`
+ * (forward, and dL/dx as a forward pass over flipped weights) and `kernels/conv2d_wgrad_*.wgsl`
+ * (dL/dw). The kernels keep one block of weights (or, for dL/dw, one block of weight
+ * gradients) in named registers and walk output rows with a sliding window of input columns,
+ * so every product is spelled out as its own statement; writing them by hand would be error
+ * prone and WGSL has no way to unroll a loop into named registers, hence this generator.
+ *
+ * Why the kernels look like this, measured on Mesa lavapipe 22.3 (8 SIMD lanes per
+ * invocation group): a storage-buffer load costs a loop over the 8 lanes with a bounds check
+ * per component (about 40 instructions per lane for a vec4), `fma` is split into a multiply
+ * and an add, private arrays indexed in loops are spilled to memory and indexed per lane, and
+ * a `workgroupBarrier` turns the shader into a coroutine whose live values move to memory.
+ * So the kernels (1) load each weight once per block and each input once per row walk,
+ * (2) hold everything in plain variables, and (3) use no workgroup memory. Shapes are passed
+ * in a small parameter buffer instead of override constants: these kernels take seconds to
+ * compile on lavapipe, and one pipeline then serves every layer.
+ *
+ * Regenerate the files with `deno run --allow-write src/ops/conv2d_kernels.ts`; the test
+ * `tests/conv2d_test.ts` fails when a file differs from what this module generates.
+ *
+ * @module
+ */
+
+/** Kernel size of the generated kernels (3x3, stride 1). */
+const K = 3;
+/** Lanes per workgroup. */
+export const ROWS_WG = 64;
+
+/**
+ * One generated kernel. `vec4`: channels are read four at a time (the input channel count
+ * must be a multiple of 4). `scalar`: one input channel per block, for images with 1 or 3
+ * channels.
+ */
+export interface ConvKernelVariant {
+  /** File name under `kernels/`. */
+  file: string;
+  /** Which pass: "rows" (forward or dL/dx) or "wgrad" (dL/dw partial sums). */
+  pass: "rows" | "wgrad";
+  /** How input channels are read. */
+  mode: "vec4" | "scalar";
+  /** Input channels per block (a multiple of 4 in vec4 mode, 1 in scalar mode). */
+  cinBlock: number;
+  /** Output channels per invocation, as vec4s. */
+  cout4Block: number;
+  /** Output pixels per step of the row walk (their products are summed before use). */
+  step: number;
+}
+
+/** The generated kernels. Block sizes keep each kernel's registers about 20 KiB per 8 lanes. */
+export const CONV_KERNEL_VARIANTS: readonly ConvKernelVariant[] = [
+  {
+    file: "conv2d_rows_vec4.wgsl",
+    pass: "rows",
+    mode: "vec4",
+    cinBlock: 8,
+    cout4Block: 4,
+    step: 1,
+  },
+  {
+    file: "conv2d_rows_scalar.wgsl",
+    pass: "rows",
+    mode: "scalar",
+    cinBlock: 1,
+    cout4Block: 4,
+    step: 1,
+  },
+  {
+    file: "conv2d_wgrad_vec4.wgsl",
+    pass: "wgrad",
+    mode: "vec4",
+    cinBlock: 8,
+    cout4Block: 2,
+    step: 2,
+  },
+  {
+    file: "conv2d_wgrad_scalar.wgsl",
+    pass: "wgrad",
+    mode: "scalar",
+    cinBlock: 1,
+    cout4Block: 4,
+    step: 2,
+  },
+];
+
+const XYZW = "xyzw";
+
+/** Parameter buffer layout shared by all generated kernels (three vec4<u32>). */
+const PARAMS = `struct Params {
+  // n, h, w, cin: input batch, height, width, channels
+  a: vec4u,
+  // cout, pad, oh, ow: output channels, zero padding, output height and width
+  b: vec4u,
+  // rows per invocation, has bias (0 or 1), unused, unused
+  c: vec4u,
+}`;
+
+const UNPACK = `  let N = params.a.x;
+  let H = params.a.y;
+  let W = params.a.z;
+  let CIN = params.a.w;
+  let COUT = params.b.x;
+  let PAD = params.b.y;
+  let OH = params.b.z;
+  let OW = params.b.w;
+  let R = params.c.x;
+  let COUT4 = COUT / 4u;`;
+
+/** Helpers that name the window, weight and accumulator registers. */
+class Names {
+  constructor(readonly v: ConvKernelVariant) {}
+  /** vec4 groups (vec4 mode) or scalars (scalar mode) of one window cell. */
+  get groups(): number {
+    return this.v.mode === "vec4" ? this.v.cinBlock / 4 : 1;
+  }
+  /**
+   * Input column `col` of the current step (kernel row ky, group g): columns 0 .. K-2 are
+   * the window kept from the previous step, K-1 .. K-2+step are loaded by this step.
+   */
+  cell(col: number, ky: number, g: number): string {
+    return col < K - 1 ? `v${col}_${ky}_${g}` : `c${col - (K - 1)}_${ky}_${g}`;
+  }
+  /** Scalar input channel `k` of the block at input column col, kernel row ky. */
+  channel(col: number, ky: number, k: number): string {
+    return this.v.mode === "vec4"
+      ? `${this.cell(col, ky, k >> 2)}.${XYZW[k & 3]}`
+      : this.cell(col, ky, 0);
+  }
+}
+
+/** Emits the statements that load window column `col` (an expression) into `prefix` names. */
+function loadColumn(n: Names, indent: string, prefix: string, col: string): string[] {
+  const L = [
+    `${indent}let ix_${prefix} = ${col};`,
+    `${indent}let okx_${prefix} = ix_${prefix} >= 0 && ix_${prefix} < i32(W);`,
+    `${indent}let cx_${prefix} = u32(clamp(ix_${prefix}, 0, i32(W) - 1));`,
+  ];
+  for (let ky = 0; ky < K; ky++) {
+    for (let g = 0; g < n.groups; g++) {
+      const name = `${prefix}${ky}_${g}`;
+      const ok = `ok${ky} && okx_${prefix} && cg${g}`;
+      const load = n.v.mode === "vec4"
+        ? `x[(rb${ky} + cx_${prefix}) * CIN4 + ch * ${n.groups}u + ${g}u]`
+        : `x[(rb${ky} + cx_${prefix}) * CIN + ch]`;
+      const zero = n.v.mode === "vec4" ? "vec4f(0.0)" : "0.0";
+      L.push(`${indent}let ${name} = select(${zero}, ${load}, ${ok});`);
+    }
+  }
+  return L;
+}
+
+/**
+ * The row walk shared by both passes: per-row setup and window fill, then a loop over the
+ * row's output pixels, `step` at a time; `pixel` is the code of one step (pixel u of the step
+ * is at ox + u and exists when ox + u < OW).
+ */
+function rowWalk(n: Names, pixel: string[]): string[] {
+  const L: string[] = [];
+  const U = n.v.step;
+  const ind = "    ";
+  L.push(`${ind}for (var r = 0u; r < R; r++) {`);
+  L.push(`${ind}  let row = rr * R + r;`);
+  L.push(`${ind}  let rowOk = live && row < ROWS;`);
+  L.push(`${ind}  let rowC = min(row, ROWS - 1u);`);
+  L.push(`${ind}  let n = rowC / OH;`);
+  L.push(`${ind}  let oy = rowC % OH;`);
+  for (let ky = 0; ky < K; ky++) {
+    L.push(`${ind}  let iy${ky} = i32(oy) - i32(PAD) + ${ky};`);
+    L.push(`${ind}  let ok${ky} = iy${ky} >= 0 && iy${ky} < i32(H);`);
+    L.push(`${ind}  let rb${ky} = (n * H + u32(clamp(iy${ky}, 0, i32(H) - 1))) * W;`);
+  }
+  // The window keeps K - 1 columns; each step loads `step` more.
+  const zero = n.v.mode === "vec4" ? "vec4f(0.0)" : "0.0";
+  for (let col = 0; col < K - 1; col++) {
+    for (let ky = 0; ky < K; ky++) {
+      for (let g = 0; g < n.groups; g++) L.push(`${ind}  var ${n.cell(col, ky, g)} = ${zero};`);
+    }
+  }
+  for (let col = 0; col < K - 1; col++) {
+    L.push(`${ind}  {`);
+    L.push(...loadColumn(n, `${ind}    `, `f${col}_`, `${col} - i32(PAD)`));
+    for (let ky = 0; ky < K; ky++) {
+      for (let g = 0; g < n.groups; g++) {
+        L.push(`${ind}    ${n.cell(col, ky, g)} = f${col}_${ky}_${g};`);
+      }
+    }
+    L.push(`${ind}  }`);
+  }
+  L.push(`${ind}  for (var ox = 0u; ox < OW; ox += ${U}u) {`);
+  for (let u = 0; u < U; u++) {
+    L.push(...loadColumn(n, `${ind}    `, `c${u}_`, `i32(ox) + ${K - 1 + u} - i32(PAD)`));
+  }
+  L.push(...pixel.map((line) => `${ind}    ${line}`));
+  for (let col = 0; col < K - 1; col++) {
+    for (let ky = 0; ky < K; ky++) {
+      for (let g = 0; g < n.groups; g++) {
+        L.push(`${ind}    ${n.cell(col, ky, g)} = ${n.cell(col + U, ky, g)};`);
+      }
+    }
+  }
+  L.push(`${ind}  }`);
+  L.push(`${ind}}`);
+  return L;
+}
+
+/** Block-channel validity flags: `cg{g}` says whether group g of the block exists. */
+function channelFlags(n: Names): string[] {
+  const L: string[] = [];
+  for (let g = 0; g < n.groups; g++) {
+    L.push(
+      n.v.mode === "vec4"
+        ? `    let cg${g} = ch * ${n.groups}u + ${g}u < CIN4;`
+        : `    let cg${g} = true;`,
+    );
+  }
+  return L;
+}
+
+function header(v: ConvKernelVariant, what: string[]): string {
+  const lines = [
+    `${v.file}: GENERATED by src/ops/conv2d_kernels.ts; edit the generator, not this file.`,
+    ...what,
+  ];
+  return lines.map((l) => `// ${l}`).join("\n");
+}
+
+/** WGSL of a "rows" kernel: forward convolution (dL/dx reuses it with flipped weights). */
+export function rowsKernel(v: ConvKernelVariant): string {
+  const n = new Names(v);
+  const CB = v.cinBlock;
+  const C4 = v.cout4Block;
+  const xType = v.mode === "vec4" ? "array<vec4f>" : "array<f32>";
+  const what = [
+    "3x3 stride-1 convolution, NHWC activations, HWIO weights:",
+    "  y[n, oy, ox, co] = bias[co] + sum_{ky, kx, ci} x[n, oy + ky - PAD, ox + kx - PAD, ci] * w[ky, kx, ci, co]",
+    "(zero outside the image). dL/dx is the same sum over dL/dy with weights flipped and transposed",
+    "(see conv2d_flip_weights.wgsl) and padding 2 - PAD.",
+    `Index math: invocation i = gid.x + gid.y * num_workgroups.x * ${ROWS_WG} -> cb = i % NCB, a block of`,
+    `${
+      4 * C4
+    } output channels, and rr = i / NCB, rows [rr * R, rr * R + R) of the flattened N * OH output`,
+    `rows. For each block of ${CB} input channel(s) (${
+      v.mode === "vec4" ? "read as vec4s: CIN % 4 == 0" : "read one float at a time"
+    }), the invocation loads`,
+    `the block's 3 * 3 * ${CB} * ${
+      4 * C4
+    } weights into registers, then walks its rows left to right with a`,
+    "window of three input columns (one new column per output pixel) and adds the block's share",
+    "into y: the first block writes bias + sum, later blocks read y and add. COUT % 4 == 0.",
+    "Shapes come from `params` (see conv2d_kernels.ts for why).",
+  ];
+  const L: string[] = [header(v, what), "", PARAMS, ""];
+  L.push(`@group(0) @binding(0) var<storage, read> params: Params;`);
+  L.push(`@group(0) @binding(1) var<storage, read> x: ${xType};`);
+  L.push(`@group(0) @binding(2) var<storage, read> w: array<vec4f>;`);
+  L.push(`@group(0) @binding(3) var<storage, read> bias: array<vec4f>;`);
+  L.push(`@group(0) @binding(4) var<storage, read_write> y: array<vec4f>;`);
+  L.push("");
+  L.push(`@compute @workgroup_size(${ROWS_WG})`);
+  L.push(
+    "fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {",
+  );
+  L.push(UNPACK);
+  L.push(`  let HAS_BIAS = params.c.y != 0u;`);
+  if (v.mode === "vec4") L.push(`  let CIN4 = CIN / 4u;`);
+  L.push(`  let ROWS = N * OH;`);
+  L.push(`  let NCB = (COUT4 + ${C4 - 1}u) / ${C4}u;`);
+  L.push(
+    `  let NBLOCKS = ${v.mode === "vec4" ? `(CIN4 + ${n.groups - 1}u) / ${n.groups}u` : "CIN"};`,
+  );
+  L.push(`  let total = ((ROWS + R - 1u) / R) * NCB;`);
+  L.push(`  let i = gid.x + gid.y * nwg.x * ${ROWS_WG}u;`);
+  L.push(`  let live = i < total;`);
+  L.push(`  let cb = min(i, total - 1u) % NCB;`);
+  L.push(`  let rr = min(i, total - 1u) / NCB;`);
+  for (let j = 0; j < C4; j++) {
+    L.push(`  let co${j} = min(cb * ${C4}u + ${j}u, COUT4 - 1u);`);
+    L.push(`  let cok${j} = cb * ${C4}u + ${j}u < COUT4;`);
+    L.push(`  let bias${j} = select(vec4f(0.0), bias[co${j}], HAS_BIAS);`);
+  }
+  L.push(`  for (var ch = 0u; ch < NBLOCKS; ch++) {`);
+  L.push(...channelFlags(n));
+  L.push(`    // The block's weights, zero for input channels past CIN.`);
+  for (let t = 0; t < K * K; t++) {
+    for (let k = 0; k < CB; k++) {
+      const cin = `ch * ${CB}u + ${k}u`;
+      for (let j = 0; j < C4; j++) {
+        L.push(
+          `    let w${t}_${k}_${j} = select(vec4f(0.0), w[(${t}u * CIN + min(${cin}, CIN - 1u)) * COUT4 + co${j}], ${cin} < CIN);`,
+        );
+      }
+    }
+  }
+  const pixel: string[] = [];
+  for (let u = 0; u < v.step; u++) {
+    for (let j = 0; j < C4; j++) pixel.push(`var s${u}_${j} = vec4f(0.0);`);
+    for (let ky = 0; ky < K; ky++) {
+      for (let kx = 0; kx < K; kx++) {
+        for (let k = 0; k < CB; k++) {
+          const xb = `vec4f(${n.channel(u + kx, ky, k)})`;
+          for (let j = 0; j < C4; j++) {
+            pixel.push(`s${u}_${j} = fma(${xb}, w${ky * K + kx}_${k}_${j}, s${u}_${j});`);
+          }
+        }
+      }
+    }
+    pixel.push(`let yo${u} = (rowC * OW + ox + ${u}u) * COUT4;`);
+    for (let j = 0; j < C4; j++) {
+      pixel.push(`if (rowOk && ox + ${u}u < OW && cok${j}) {`);
+      pixel.push(`  var prev = bias${j};`);
+      pixel.push(`  if (ch > 0u) { prev = y[yo${u} + co${j}]; }`);
+      pixel.push(`  y[yo${u} + co${j}] = prev + s${u}_${j};`);
+      pixel.push(`}`);
+    }
+  }
+  L.push(...rowWalk(n, pixel));
+  L.push(`  }`);
+  L.push(`}`);
+  return L.join("\n") + "\n";
+}
+
+/** WGSL of a "wgrad" kernel: per-row-range partial sums of dL/dw. */
+export function wgradKernel(v: ConvKernelVariant): string {
+  const n = new Names(v);
+  const CB = v.cinBlock;
+  const C4 = v.cout4Block;
+  const xType = v.mode === "vec4" ? "array<vec4f>" : "array<f32>";
+  const what = [
+    "Partial sums of the 3x3 stride-1 weight gradient, NHWC activations, HWIO weights:",
+    "  part[rr, ky, kx, ci, co] = sum over output rows in range rr, all ox, of",
+    "                              x[n, oy + ky - PAD, ox + kx - PAD, ci] * dy[n, oy, ox, co]",
+    "(zero outside the image); the host sums part over rr (sumMiddle) to get dL/dw.",
+    `Index math: invocation i = gid.x + gid.y * num_workgroups.x * ${ROWS_WG} -> cb = i % NCB, a block of`,
+    `${4 * C4} output channels; t = i / NCB -> ch = t % NBLOCKS, a block of ${CB} input channel(s)${
+      v.mode === "vec4" ? " (vec4s)" : ""
+    },`,
+    "and rr = t / NBLOCKS, rows [rr * R, rr * R + R) of the flattened N * OH output rows. The",
+    `invocation keeps its 3 * 3 * ${CB} * ${
+      4 * C4
+    } sums in registers while it walks its rows with a`,
+    "window of three input columns, then writes them once. COUT % 4 == 0.",
+    "Shapes come from `params` (see conv2d_kernels.ts for why).",
+  ];
+  const L: string[] = [header(v, what), "", PARAMS, ""];
+  L.push(`@group(0) @binding(0) var<storage, read> params: Params;`);
+  L.push(`@group(0) @binding(1) var<storage, read> x: ${xType};`);
+  L.push(`@group(0) @binding(2) var<storage, read> dy: array<vec4f>;`);
+  L.push(`@group(0) @binding(3) var<storage, read_write> part: array<vec4f>;`);
+  L.push("");
+  L.push(`@compute @workgroup_size(${ROWS_WG})`);
+  L.push(
+    "fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {",
+  );
+  L.push(UNPACK);
+  if (v.mode === "vec4") L.push(`  let CIN4 = CIN / 4u;`);
+  L.push(`  let ROWS = N * OH;`);
+  L.push(`  let NCB = (COUT4 + ${C4 - 1}u) / ${C4}u;`);
+  L.push(
+    `  let NBLOCKS = ${v.mode === "vec4" ? `(CIN4 + ${n.groups - 1}u) / ${n.groups}u` : "CIN"};`,
+  );
+  L.push(`  let total = ((ROWS + R - 1u) / R) * NBLOCKS * NCB;`);
+  L.push(`  let i = gid.x + gid.y * nwg.x * ${ROWS_WG}u;`);
+  L.push(`  let live = i < total;`);
+  L.push(`  let ic = min(i, total - 1u);`);
+  L.push(`  let cb = ic % NCB;`);
+  L.push(`  let ch = (ic / NCB) % NBLOCKS;`);
+  L.push(`  let rr = ic / (NCB * NBLOCKS);`);
+  for (let j = 0; j < C4; j++) {
+    L.push(`  let co${j} = min(cb * ${C4}u + ${j}u, COUT4 - 1u);`);
+    L.push(`  let cok${j} = cb * ${C4}u + ${j}u < COUT4;`);
+  }
+  for (let t = 0; t < K * K; t++) {
+    for (let k = 0; k < CB; k++) {
+      for (let j = 0; j < C4; j++) L.push(`  var a${t}_${k}_${j} = vec4f(0.0);`);
+    }
+  }
+  L.push(`  {`);
+  L.push(...channelFlags(n));
+  const pixel: string[] = [];
+  for (let u = 0; u < v.step; u++) {
+    for (let j = 0; j < C4; j++) {
+      const ok = `rowOk && ox + ${u}u < OW && cok${j}`;
+      pixel.push(
+        `let d${u}_${j} = select(vec4f(0.0), dy[(rowC * OW + ox + ${u}u) * COUT4 + co${j}], ${ok});`,
+      );
+    }
+  }
+  // The products of the step's pixels are summed first: a variable carried across loop
+  // iterations costs a masked write (load, blend, store) per assignment on lavapipe.
+  for (let ky = 0; ky < K; ky++) {
+    for (let kx = 0; kx < K; kx++) {
+      for (let k = 0; k < CB; k++) {
+        for (let j = 0; j < C4; j++) {
+          let sum = `vec4f(${n.channel(kx, ky, k)}) * d0_${j}`;
+          for (let u = 1; u < v.step; u++) {
+            sum = `fma(vec4f(${n.channel(u + kx, ky, k)}), d${u}_${j}, ${sum})`;
+          }
+          const a = `a${ky * K + kx}_${k}_${j}`;
+          pixel.push(`${a} += ${sum};`);
+        }
+      }
+    }
+  }
+  L.push(...rowWalk(n, pixel));
+  L.push(`  }`);
+  L.push(`  // part is [ranges, 3, 3, CIN, COUT]; write the sums of existing channels.`);
+  L.push(`  let base = rr * 9u;`);
+  for (let t = 0; t < K * K; t++) {
+    for (let k = 0; k < CB; k++) {
+      const cin = `ch * ${CB}u + ${k}u`;
+      for (let j = 0; j < C4; j++) {
+        L.push(
+          `  if (live && ${cin} < CIN && cok${j}) { part[((base + ${t}u) * CIN + ${cin}) * COUT4 + co${j}] = a${t}_${k}_${j}; }`,
+        );
+      }
+    }
+  }
+  L.push(`}`);
+  return L.join("\n") + "\n";
+}
+
+/** Source of a variant's kernel file. */
+export function kernelSource(v: ConvKernelVariant): string {
+  return v.pass === "rows" ? rowsKernel(v) : wgradKernel(v);
+}
+
+if (import.meta.main) {
+  for (const v of CONV_KERNEL_VARIANTS) {
+    const url = new URL(`../../kernels/${v.file}`, import.meta.url);
+    Deno.writeTextFileSync(url, kernelSource(v));
+    console.log(`wrote kernels/${v.file}`);
+  }
+}

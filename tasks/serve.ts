@@ -1,0 +1,247 @@
+/**
+ * `deno task serve`: the bone-age reader as a web page on this machine only.
+ *
+ *     deno task serve [--checkpoint RUN_DIR] [--port 8000]
+ *
+ * The server binds 127.0.0.1 and answers only GET and HEAD for a fixed set of files: the
+ * page (`web/`), its bundle (`deno task bundle`, run first by `deno task serve`), the
+ * kernels (`kernels/*.wgsl`, as they are), the image decoders' wasm and the checkpoint's
+ * `best.json` and `best.safetensors`. It has no route that accepts data, so the radiograph,
+ * which the page reads locally, has nowhere to go; a Content-Security-Policy keeps the page
+ * from talking to any other origin. Every request is logged, one line each.
+ *
+ * @module
+ */
+import { extname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { RUN_FILES } from "../src/training.ts";
+import { DEFAULT_BUNDLE_DIR, ROOT } from "./bundle.ts";
+import { fail, numberOption } from "./cli.ts";
+
+const USAGE = "usage: deno task serve [--checkpoint RUN_DIR] [--port 8000]";
+
+/** The only address the server listens on. */
+export const HOSTNAME = "127.0.0.1";
+
+/** Options of {@link startServer}. */
+export interface ServeOptions {
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** Run folder whose `best` checkpoint the page loads; without it the page says so. */
+  checkpoint?: string;
+  /** Folder of the built bundle (default `.cache/web/`). */
+  bundleDir?: string;
+  /** Receives one line per request (default: stdout). */
+  log?: (line: string) => void;
+}
+
+/** A running server. */
+export interface RunningServer {
+  /** The page's address, e.g. `http://127.0.0.1:8000/`. */
+  url: string;
+  /** The port it listens on. */
+  port: number;
+  /** Stops listening and waits for open requests to finish. */
+  shutdown(): Promise<void>;
+}
+
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".json": "application/json; charset=utf-8",
+  ".wgsl": "text/plain; charset=utf-8",
+  ".wasm": "application/wasm",
+  ".safetensors": "application/octet-stream",
+};
+
+/**
+ * The page may load only from this server (scripts, styles, fetches), and compile the
+ * decoders' WebAssembly; images it draws come from canvases and `data:`. `form-action` and
+ * `connect-src 'self'` leave no way to send anything elsewhere.
+ */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data: blob:",
+  "form-action 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+/** Kernel file names as the engine asks for them; anything else is not served. */
+const KERNEL_NAME = /^[a-z0-9_]+\.wgsl$/;
+
+/** Lists `kernels/*.wgsl` (the page preloads all of them; see `src/browser/kernels.ts`). */
+function kernelIndex(): string[] {
+  return [...Deno.readDirSync(join(ROOT, "kernels"))]
+    .filter((e) => e.isFile && KERNEL_NAME.test(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
+/** URL path -> file on disk, for every file the server will ever send. */
+function routeTable(bundleDir: string, checkpoint: string | undefined): Map<string, string> {
+  const routes = new Map<string, string>([
+    ["/", join(ROOT, "web", "index.html")],
+    ["/index.html", join(ROOT, "web", "index.html")],
+    ["/style.css", join(ROOT, "web", "style.css")],
+    ["/app.js", join(bundleDir, "app.js")],
+    ["/app.js.map", join(bundleDir, "app.js.map")],
+    [
+      "/vendor/imagescript/any/jpeg.wasm",
+      join(bundleDir, "vendor", "imagescript", "any", "jpeg.wasm"),
+    ],
+    [
+      "/vendor/imagescript/any/png.wasm",
+      join(bundleDir, "vendor", "imagescript", "any", "png.wasm"),
+    ],
+  ]);
+  for (const name of kernelIndex()) routes.set(`/kernels/${name}`, join(ROOT, "kernels", name));
+  if (checkpoint) {
+    routes.set("/checkpoint/best.json", join(checkpoint, RUN_FILES.meta("best")));
+    routes.set("/checkpoint/best.safetensors", join(checkpoint, RUN_FILES.weights("best")));
+  }
+  return routes;
+}
+
+function answer(status: number, body: string, type = "text/plain; charset=utf-8"): Response {
+  return new Response(body, { status, headers: { "content-type": type } });
+}
+
+/** Starts the server (see the module doc) and resolves once it listens. */
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const bundleDir = options.bundleDir ?? DEFAULT_BUNDLE_DIR;
+  const log = options.log ?? ((line: string) => console.log(line));
+  try {
+    await Deno.stat(join(bundleDir, "app.js"));
+  } catch {
+    throw new Error(`the page is not built: ${bundleDir}/app.js is missing (run deno task bundle)`);
+  }
+  const routes = routeTable(bundleDir, options.checkpoint);
+  const kernels = JSON.stringify(kernelIndex());
+  let port = options.port;
+
+  const handle = async (request: Request): Promise<Response> => {
+    const url = new URL(request.url);
+    // Only our own names for this machine: a page elsewhere that rebinds a DNS name to
+    // 127.0.0.1 must not be able to read the checkpoint through the visitor's browser.
+    const host = request.headers.get("host") ?? "";
+    if (host !== `${HOSTNAME}:${port}` && host !== `localhost:${port}`) {
+      return answer(421, `unknown host ${host}: open http://${HOSTNAME}:${port}/\n`);
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("this server only sends files\n", {
+        status: 405,
+        headers: { allow: "GET, HEAD" },
+      });
+    }
+    if (url.pathname === "/kernels/index.json") {
+      return answer(200, kernels, TYPES[".json"]);
+    }
+    const file = routes.get(url.pathname);
+    if (!file) {
+      if (url.pathname.startsWith("/checkpoint/") && !options.checkpoint) {
+        return answer(404, "no checkpoint: start the server with --checkpoint RUN_DIR\n");
+      }
+      return answer(404, `not found: ${url.pathname}\n`);
+    }
+    let body: Uint8Array;
+    try {
+      body = await Deno.readFile(file);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) {
+        return answer(404, `missing file for ${url.pathname}\n`);
+      }
+      throw err;
+    }
+    return new Response(request.method === "HEAD" ? null : body as Uint8Array<ArrayBuffer>, {
+      headers: {
+        "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        "content-length": String(body.length),
+        // The checkpoint can be replaced between page loads, and nothing here is large.
+        "cache-control": "no-store",
+        "content-security-policy": CSP,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "no-referrer",
+        "cross-origin-resource-policy": "same-origin",
+      },
+    });
+  };
+
+  const server = Deno.serve({
+    hostname: HOSTNAME,
+    port: options.port,
+    onListen: () => {},
+  }, async (request) => {
+    const started = performance.now();
+    let response: Response;
+    try {
+      response = await handle(request);
+    } catch (err) {
+      response = answer(500, `server error: ${(err as Error).message}\n`);
+    }
+    const { pathname, search } = new URL(request.url);
+    log(
+      `${new Date().toISOString()} ${request.method} ${pathname}${search} ${response.status} ` +
+        `${response.headers.get("content-length") ?? "-"} ${
+          (performance.now() - started).toFixed(0)
+        }ms`,
+    );
+    return response;
+  });
+  port = server.addr.port;
+  return {
+    url: `http://${HOSTNAME}:${port}/`,
+    port,
+    shutdown: () => server.shutdown(),
+  };
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      checkpoint: { type: "string" },
+      port: { type: "string", default: "8000" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(USAGE);
+  const port = numberOption("port", values.port!, { integer: true, min: 0, max: 65535 });
+  const checkpoint = values.checkpoint;
+  let note = "no checkpoint: the page will ask for one (pass --checkpoint RUN_DIR)";
+  if (checkpoint) {
+    const metaPath = join(checkpoint, RUN_FILES.meta("best"));
+    let meta;
+    try {
+      meta = JSON.parse(await Deno.readTextFile(metaPath));
+      await Deno.stat(join(checkpoint, RUN_FILES.weights("best")));
+    } catch (err) {
+      fail(
+        `--checkpoint ${checkpoint}: cannot read its best checkpoint (${
+          (err as Error).message
+        }); train one first: deno task train --out ${checkpoint}`,
+      );
+    }
+    note = `checkpoint ${checkpoint}: "${meta?.config?.name}" model, validation MAE ${
+      Number(meta?.valMae).toFixed(1)
+    } months`;
+  }
+  let server: RunningServer;
+  try {
+    server = await startServer({ port, checkpoint });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) fail(`port ${port} is in use: pass --port N`);
+    fail((err as Error).message);
+  }
+  console.log(`Bone age reader: ${server.url}  (this machine only; Ctrl-C stops it)`);
+  console.log(note);
+  console.log("Research software, not a medical device: do not use it for diagnosis.");
+  console.log("Requests:");
+}
+
+if (import.meta.main) await main(Deno.args);

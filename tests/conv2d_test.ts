@@ -1,0 +1,203 @@
+import {
+  conv2d,
+  conv2dBackwardBias,
+  conv2dBackwardData,
+  conv2dBackwardWeight,
+  conv2dForward,
+  conv2dPrograms,
+} from "../src/ops/conv2d.ts";
+import { CONV_KERNEL_VARIANTS, kernelSource } from "../src/ops/conv2d_kernels.ts";
+import * as ref from "../src/ref/conv2d.ts";
+import type { Engine } from "../src/engine.ts";
+import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
+
+/** Throws unless `fn` throws an error whose message contains `part`. */
+function assertThrows(fn: () => unknown, part: string): void {
+  try {
+    fn();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (!message.includes(part)) throw new Error(`expected "${part}" in "${message}"`);
+    return;
+  }
+  throw new Error(`expected an error containing "${part}"`);
+}
+
+interface Case {
+  N: number;
+  H: number;
+  W: number;
+  Cin: number;
+  Cout: number;
+  K: number;
+  stride: number;
+  padding: number;
+  bias: boolean;
+}
+
+const c = (
+  N: number,
+  H: number,
+  W: number,
+  Cin: number,
+  Cout: number,
+  K: number,
+  stride: number,
+  padding: number,
+  bias: boolean,
+): Case => ({ N, H, W, Cin, Cout, K, stride, padding, bias });
+
+// The first six take the generated 3x3 stride-1 kernels (vec4 and one-channel-at-a-time
+// inputs, partial output-channel blocks, odd vec4 counts, padding 0 and 1); the rest take the
+// generic kernels (odd output channels, kernel 1 and 5, stride 2).
+const CASES: Case[] = [
+  c(1, 7, 13, 4, 8, 3, 1, 1, true),
+  c(3, 7, 13, 16, 12, 3, 1, 1, false),
+  c(2, 6, 5, 20, 4, 3, 1, 0, true),
+  c(2, 9, 7, 1, 16, 3, 1, 1, true),
+  c(1, 7, 13, 3, 8, 3, 1, 1, false),
+  c(3, 5, 6, 17, 20, 3, 1, 1, true),
+  c(1, 7, 13, 5, 3, 3, 1, 1, true),
+  c(2, 7, 13, 3, 5, 5, 2, 1, false),
+  c(3, 8, 9, 4, 8, 1, 1, 0, true),
+  c(1, 7, 13, 8, 4, 3, 2, 1, false),
+  c(2, 6, 7, 1, 17, 3, 2, 0, true),
+];
+
+// On real GPUs every shape takes the generic kernels; these run them on lavapipe too by
+// pretending the adapter is not a CPU one.
+const GPU_PATH_CASES: Case[] = [
+  c(2, 7, 13, 8, 12, 3, 1, 1, true),
+  c(1, 5, 6, 3, 4, 3, 1, 0, false),
+];
+
+for (
+  const [k, gpuPath] of [
+    ...CASES.map((k) => [k, false]),
+    ...GPU_PATH_CASES.map((k) => [k, true]),
+  ] as [Case, boolean][]
+) {
+  const name = `x [${k.N}, ${k.H}, ${k.W}, ${k.Cin}] w ${k.K}x${k.K}x${k.Cin}x${k.Cout} ` +
+    `stride ${k.stride} pad ${k.padding}${k.bias ? " bias" : ""}${gpuPath ? " (GPU kernels)" : ""}`;
+  gpuTest(`conv2d matches the reference: ${name}`, async (e) => {
+    const info = e.info as { isFallback: boolean };
+    const wasFallback = info.isFallback;
+    if (gpuPath) info.isFallback = false;
+    try {
+      await checkCase(e, k);
+    } finally {
+      info.isFallback = wasFallback;
+    }
+  });
+}
+
+/** Runs all four passes of case `k` and compares them with the float64 reference. */
+async function checkCase(e: Engine, k: Case): Promise<void> {
+  const g: ref.ConvGeometry = {
+    N: k.N,
+    H: k.H,
+    W: k.W,
+    Cin: k.Cin,
+    Cout: k.Cout,
+    KH: k.K,
+    KW: k.K,
+    stride: k.stride,
+    padding: k.padding,
+  };
+  const { OH, OW } = ref.outputSize(g);
+  const opts = { stride: k.stride, padding: k.padding };
+  const seed = k.N * 1000 + k.Cin * 10 + k.Cout;
+  const x = randomTensor(e, [k.N, k.H, k.W, k.Cin], seed);
+  const w = randomTensor(e, [k.K, k.K, k.Cin, k.Cout], seed + 1);
+  const b = randomTensor(e, [k.Cout], seed + 2);
+  const dy = randomTensor(e, [k.N, OH, OW, k.Cout], seed + 3);
+  const bias = k.bias ? b.t : null;
+
+  const y = conv2dForward(x.t, w.t, bias, opts);
+  const dx = conv2dBackwardData(dy.t, w.t, x.t.shape, opts);
+  const dw = conv2dBackwardWeight(x.t, dy.t, w.t.shape, opts);
+  const db = conv2dBackwardBias(dy.t);
+  assertClose(await y.read(), ref.conv2dForward(x.ref, w.ref, k.bias ? b.ref : null, g), "y");
+  assertClose(await dx.read(), ref.conv2dBackwardData(dy.ref, w.ref, g), "dx");
+  assertClose(await dw.read(), ref.conv2dBackwardWeight(x.ref, dy.ref, g), "dw");
+  assertClose(await db.read(), ref.conv2dBackwardBias(dy.ref, g), "dbias");
+  for (const t of [x.t, w.t, b.t, dy.t, y, dx, dw, db]) t.dispose();
+}
+
+gpuTest("conv2d records a backward that skips the gradients nobody needs", async (e) => {
+  const g: ref.ConvGeometry = {
+    N: 2,
+    H: 6,
+    W: 5,
+    Cin: 4,
+    Cout: 8,
+    KH: 3,
+    KW: 3,
+    stride: 1,
+    padding: 1,
+  };
+  const x = randomTensor(e, [2, 6, 5, 4], 11);
+  const w = randomTensor(e, [3, 3, 4, 8], 12);
+  const b = randomTensor(e, [8], 13);
+  const dy = randomTensor(e, [2, 6, 5, 8], 14);
+  w.t.requiresGrad = true;
+  b.t.requiresGrad = true;
+  const y = conv2d(x.t, w.t, b.t, { padding: 1 });
+  const entry = e.tape.entries.at(-1)!;
+  e.tape.entries.length = 0;
+  if (entry.op !== "conv2d" || entry.inputs.length !== 3) throw new Error("tape entry");
+  const [dx, dw, db] = entry.backward(dy.t, [false, true, true]);
+  if (dx !== null) throw new Error("dx was computed for an input that needs no gradient");
+  assertClose(await y.read(), ref.conv2dForward(x.ref, w.ref, b.ref, g), "y");
+  assertClose(await dw!.read(), ref.conv2dBackwardWeight(x.ref, dy.ref, g), "dw");
+  assertClose(await db!.read(), ref.conv2dBackwardBias(dy.ref, g), "dbias");
+});
+
+gpuTest("conv2d names the op and both shapes when they do not fit", async (e) => {
+  const x = e.tensor(new Float32Array(1 * 7 * 13 * 3), [1, 7, 13, 3]);
+  const w = e.tensor(new Float32Array(3 * 3 * 5 * 8), [3, 3, 5, 8]);
+  assertThrows(
+    () => conv2d(x, w, null),
+    "conv2d: input channels differ (3 vs 5), x [1, 7, 13, 3] and w [3, 3, 5, 8]",
+  );
+  const w2 = e.tensor(new Float32Array(9 * 3 * 3 * 8), [9, 3, 3, 8]);
+  assertThrows(() => conv2d(x, w2, null), "x [1, 7, 13, 3] and w [9, 3, 3, 8]");
+  const flat = e.tensor(new Float32Array(7 * 13 * 3), [7, 13, 3]);
+  assertThrows(() => conv2d(flat, w, null), "conv2d: expected x of rank 4");
+  const w3 = e.tensor(new Float32Array(3 * 3 * 3 * 8), [3, 3, 3, 8]);
+  const bias = e.tensor(new Float32Array(5), [5]);
+  assertThrows(() => conv2d(x, w3, bias), "conv2d: bias [5] does not match w [3, 3, 3, 8]");
+  await e.sync();
+  for (const t of [x, w, w2, flat, w3, bias]) t.dispose();
+});
+
+Deno.test("generated conv2d kernels match src/ops/conv2d_kernels.ts", () => {
+  for (const v of CONV_KERNEL_VARIANTS) {
+    const file = Deno.readTextFileSync(new URL(`../kernels/${v.file}`, import.meta.url));
+    if (file !== kernelSource(v)) {
+      throw new Error(
+        `kernels/${v.file} is stale: run deno run --allow-write src/ops/conv2d_kernels.ts`,
+      );
+    }
+  }
+});
+
+Deno.test("conv2dPrograms names the kernels that compute each pass", () => {
+  const cpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 });
+  const kernels = (ps: { kernel: string }[]) => ps.map((p) => p.kernel).join(" ");
+  if (cpu.forward.kernel !== "conv2d_rows_vec4.wgsl") throw new Error(cpu.forward.kernel);
+  if (kernels(cpu.backwardData) !== "conv2d_flip_weights.wgsl conv2d_rows_vec4.wgsl") {
+    throw new Error(kernels(cpu.backwardData));
+  }
+  if (kernels(cpu.backwardWeight) !== "conv2d_wgrad_vec4.wgsl") {
+    throw new Error(kernels(cpu.backwardWeight));
+  }
+  const first = conv2dPrograms([32, 96, 96, 1], [3, 3, 1, 16], { padding: 1 });
+  if (first.forward.kernel !== "conv2d_rows_scalar.wgsl") throw new Error(first.forward.kernel);
+  const gpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 }, false);
+  if (gpu.forward.kernel !== "conv2d_forward_generic.wgsl") throw new Error(gpu.forward.kernel);
+  // One invocation per output element, 64 per workgroup.
+  if (gpu.forward.dispatch[0] * gpu.forward.dispatch[1] < 32 * 96 * 96 * 16 / 64) {
+    throw new Error(`dispatch ${gpu.forward.dispatch}`);
+  }
+});
