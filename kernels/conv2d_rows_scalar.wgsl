@@ -3,20 +3,20 @@
 //   y[n, oy, ox, co] = bias[co] + sum_{ky, kx, ci} x[n, oy + ky - PAD, ox + kx - PAD, ci] * w[ky, kx, ci, co]
 // (zero outside the image). dL/dx is the same sum over dL/dy with weights flipped and transposed
 // (see conv2d_flip_weights.wgsl) and padding 2 - PAD.
-// Index math: invocation i = gid.x + gid.y * num_workgroups.x * 64 -> cb = i % NCB, a block of
-// 16 output channels, and rr = i / NCB, rows [rr * R, rr * R + R) of the flattened N * OH output
-// rows. For each block of 1 input channel(s) (read one float at a time), the invocation loads
-// the block's 3 * 3 * 1 * 16 weights into registers, then walks its rows left to right with a
-// window of three input columns (one new column per output pixel) and adds the block's share
-// into y: the first block writes bias + sum, later blocks read y and add. COUT % 4 == 0.
-// Shapes come from `params` (see conv2d_kernels.ts for why).
+// Index math: invocation i = gid.x + gid.y * num_workgroups.x * 16 -> cb = i % NCB, a block
+// of 16 output channels, and rr = i / NCB, output rows [rr * R, rr * R + R) of the
+// flattened N * OH rows. For each block of 1 input channel (read one float at a time),
+// the invocation loads the block's 3 * 3 * 1 * 16 weights into registers, then walks its
+// rows left to right with a window of three input columns (one new column per output pixel)
+// and adds the block's share into y: the first block writes bias + sum, later blocks read y
+// and add. COUT % 4 == 0. Shapes come from `params` (see conv2d_kernels.ts for why).
 
 struct Params {
   // n, h, w, cin: input batch, height, width, channels
   a: vec4u,
   // cout, pad, oh, ow: output channels, zero padding, output height and width
   b: vec4u,
-  // rows per invocation, has bias (0 or 1), unused, unused
+  // row groups per invocation, has bias (0 or 1), unused, unused
   c: vec4u,
 }
 
@@ -26,7 +26,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<vec4f>;
 @group(0) @binding(4) var<storage, read_write> y: array<vec4f>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(16)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let N = params.a.x;
   let H = params.a.y;
@@ -38,12 +38,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let OW = params.b.w;
   let R = params.c.x;
   let COUT4 = COUT / 4u;
-  let HAS_BIAS = params.c.y != 0u;
-  let ROWS = N * OH;
+  let OHG = (OH + 0u) / 1u;
+  let GROUPS = N * OHG;
   let NCB = (COUT4 + 3u) / 4u;
   let NBLOCKS = CIN;
-  let total = ((ROWS + R - 1u) / R) * NCB;
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * 16u;
+  let HAS_BIAS = params.c.y != 0u;
+  let total = ((GROUPS + R - 1u) / R) * NCB;
   let live = i < total;
   let cb = min(i, total - 1u) % NCB;
   let rr = min(i, total - 1u) / NCB;
@@ -99,11 +100,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     let w8_0_2 = select(vec4f(0.0), w[(8u * CIN + min(ch * 1u + 0u, CIN - 1u)) * COUT4 + co2], ch * 1u + 0u < CIN);
     let w8_0_3 = select(vec4f(0.0), w[(8u * CIN + min(ch * 1u + 0u, CIN - 1u)) * COUT4 + co3], ch * 1u + 0u < CIN);
     for (var r = 0u; r < R; r++) {
-      let row = rr * R + r;
-      let rowOk = live && row < ROWS;
-      let rowC = min(row, ROWS - 1u);
-      let n = rowC / OH;
-      let oy = rowC % OH;
+      let grp = rr * R + r;
+      let grpC = min(grp, GROUPS - 1u);
+      let n = grpC / OHG;
+      let oy = (grpC % OHG) * 1u;
+      let rowOk0 = live && grp < GROUPS && oy + 0u < OH;
+      let orow0 = n * OH + min(oy + 0u, OH - 1u);
       let iy0 = i32(oy) - i32(PAD) + 0;
       let ok0 = iy0 >= 0 && iy0 < i32(H);
       let rb0 = (n * H + u32(clamp(iy0, 0, i32(H) - 1))) * W;
@@ -148,66 +150,66 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
         let c0_0_0 = select(0.0, x[(rb0 + cx_c0_) * CIN + ch], ok0 && okx_c0_ && cg0);
         let c0_1_0 = select(0.0, x[(rb1 + cx_c0_) * CIN + ch], ok1 && okx_c0_ && cg0);
         let c0_2_0 = select(0.0, x[(rb2 + cx_c0_) * CIN + ch], ok2 && okx_c0_ && cg0);
-        var s0_0 = vec4f(0.0);
-        var s0_1 = vec4f(0.0);
-        var s0_2 = vec4f(0.0);
-        var s0_3 = vec4f(0.0);
-        s0_0 = fma(vec4f(v0_0_0), w0_0_0, s0_0);
-        s0_1 = fma(vec4f(v0_0_0), w0_0_1, s0_1);
-        s0_2 = fma(vec4f(v0_0_0), w0_0_2, s0_2);
-        s0_3 = fma(vec4f(v0_0_0), w0_0_3, s0_3);
-        s0_0 = fma(vec4f(v1_0_0), w1_0_0, s0_0);
-        s0_1 = fma(vec4f(v1_0_0), w1_0_1, s0_1);
-        s0_2 = fma(vec4f(v1_0_0), w1_0_2, s0_2);
-        s0_3 = fma(vec4f(v1_0_0), w1_0_3, s0_3);
-        s0_0 = fma(vec4f(c0_0_0), w2_0_0, s0_0);
-        s0_1 = fma(vec4f(c0_0_0), w2_0_1, s0_1);
-        s0_2 = fma(vec4f(c0_0_0), w2_0_2, s0_2);
-        s0_3 = fma(vec4f(c0_0_0), w2_0_3, s0_3);
-        s0_0 = fma(vec4f(v0_1_0), w3_0_0, s0_0);
-        s0_1 = fma(vec4f(v0_1_0), w3_0_1, s0_1);
-        s0_2 = fma(vec4f(v0_1_0), w3_0_2, s0_2);
-        s0_3 = fma(vec4f(v0_1_0), w3_0_3, s0_3);
-        s0_0 = fma(vec4f(v1_1_0), w4_0_0, s0_0);
-        s0_1 = fma(vec4f(v1_1_0), w4_0_1, s0_1);
-        s0_2 = fma(vec4f(v1_1_0), w4_0_2, s0_2);
-        s0_3 = fma(vec4f(v1_1_0), w4_0_3, s0_3);
-        s0_0 = fma(vec4f(c0_1_0), w5_0_0, s0_0);
-        s0_1 = fma(vec4f(c0_1_0), w5_0_1, s0_1);
-        s0_2 = fma(vec4f(c0_1_0), w5_0_2, s0_2);
-        s0_3 = fma(vec4f(c0_1_0), w5_0_3, s0_3);
-        s0_0 = fma(vec4f(v0_2_0), w6_0_0, s0_0);
-        s0_1 = fma(vec4f(v0_2_0), w6_0_1, s0_1);
-        s0_2 = fma(vec4f(v0_2_0), w6_0_2, s0_2);
-        s0_3 = fma(vec4f(v0_2_0), w6_0_3, s0_3);
-        s0_0 = fma(vec4f(v1_2_0), w7_0_0, s0_0);
-        s0_1 = fma(vec4f(v1_2_0), w7_0_1, s0_1);
-        s0_2 = fma(vec4f(v1_2_0), w7_0_2, s0_2);
-        s0_3 = fma(vec4f(v1_2_0), w7_0_3, s0_3);
-        s0_0 = fma(vec4f(c0_2_0), w8_0_0, s0_0);
-        s0_1 = fma(vec4f(c0_2_0), w8_0_1, s0_1);
-        s0_2 = fma(vec4f(c0_2_0), w8_0_2, s0_2);
-        s0_3 = fma(vec4f(c0_2_0), w8_0_3, s0_3);
-        let yo0 = (rowC * OW + ox + 0u) * COUT4;
-        if (rowOk && ox + 0u < OW && cok0) {
+        var s0_0_0 = vec4f(0.0);
+        var s0_0_1 = vec4f(0.0);
+        var s0_0_2 = vec4f(0.0);
+        var s0_0_3 = vec4f(0.0);
+        s0_0_0 = fma(vec4f(v0_0_0), w0_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(v0_0_0), w0_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(v0_0_0), w0_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(v0_0_0), w0_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(v1_0_0), w1_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(v1_0_0), w1_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(v1_0_0), w1_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(v1_0_0), w1_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(c0_0_0), w2_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(c0_0_0), w2_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(c0_0_0), w2_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(c0_0_0), w2_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(v0_1_0), w3_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(v0_1_0), w3_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(v0_1_0), w3_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(v0_1_0), w3_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(v1_1_0), w4_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(v1_1_0), w4_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(v1_1_0), w4_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(v1_1_0), w4_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(c0_1_0), w5_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(c0_1_0), w5_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(c0_1_0), w5_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(c0_1_0), w5_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(v0_2_0), w6_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(v0_2_0), w6_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(v0_2_0), w6_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(v0_2_0), w6_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(v1_2_0), w7_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(v1_2_0), w7_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(v1_2_0), w7_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(v1_2_0), w7_0_3, s0_0_3);
+        s0_0_0 = fma(vec4f(c0_2_0), w8_0_0, s0_0_0);
+        s0_0_1 = fma(vec4f(c0_2_0), w8_0_1, s0_0_1);
+        s0_0_2 = fma(vec4f(c0_2_0), w8_0_2, s0_0_2);
+        s0_0_3 = fma(vec4f(c0_2_0), w8_0_3, s0_0_3);
+        let yo0_0 = (orow0 * OW + ox + 0u) * COUT4;
+        if (rowOk0 && ox + 0u < OW && cok0) {
           var prev = bias0;
-          if (ch > 0u) { prev = y[yo0 + co0]; }
-          y[yo0 + co0] = prev + s0_0;
+          if (ch > 0u) { prev = y[yo0_0 + co0]; }
+          y[yo0_0 + co0] = prev + s0_0_0;
         }
-        if (rowOk && ox + 0u < OW && cok1) {
+        if (rowOk0 && ox + 0u < OW && cok1) {
           var prev = bias1;
-          if (ch > 0u) { prev = y[yo0 + co1]; }
-          y[yo0 + co1] = prev + s0_1;
+          if (ch > 0u) { prev = y[yo0_0 + co1]; }
+          y[yo0_0 + co1] = prev + s0_0_1;
         }
-        if (rowOk && ox + 0u < OW && cok2) {
+        if (rowOk0 && ox + 0u < OW && cok2) {
           var prev = bias2;
-          if (ch > 0u) { prev = y[yo0 + co2]; }
-          y[yo0 + co2] = prev + s0_2;
+          if (ch > 0u) { prev = y[yo0_0 + co2]; }
+          y[yo0_0 + co2] = prev + s0_0_2;
         }
-        if (rowOk && ox + 0u < OW && cok3) {
+        if (rowOk0 && ox + 0u < OW && cok3) {
           var prev = bias3;
-          if (ch > 0u) { prev = y[yo0 + co3]; }
-          y[yo0 + co3] = prev + s0_3;
+          if (ch > 0u) { prev = y[yo0_0 + co3]; }
+          y[yo0_0 + co3] = prev + s0_0_3;
         }
         v0_0_0 = v1_0_0;
         v0_1_0 = v1_1_0;

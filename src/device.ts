@@ -71,9 +71,9 @@ export async function requestGpu(
     const value = (adapter.limits as unknown as Record<string, number>)[name];
     if (typeof value === "number") requiredLimits[name] = value;
   }
-  const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16")
-    ? ["shader-f16"]
-    : [];
+  // timestamp-query lets the profiler time each kernel on the GPU's own clock.
+  const requiredFeatures = (["shader-f16", "timestamp-query"] as GPUFeatureName[])
+    .filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const adapterInfo = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const info: GpuInfo = {

@@ -75,6 +75,8 @@ export class Engine {
   fillOutputsWithNaN: boolean;
   /** Counters: kernel dispatches recorded and queue submits made. */
   readonly stats = { dispatches: 0, submits: 0 };
+  /** Set by `startProfile`: every dispatch gets its own timed pass. */
+  #profile: { querySet: GPUQuerySet; programs: Program[]; capacity: number } | null = null;
 
   #loadKernel: KernelLoader;
   #modules = new Map<string, GPUShaderModule>();
@@ -154,12 +156,82 @@ export class Engine {
       layout: pipeline.getBindGroupLayout(0),
       entries,
     });
-    const pass = this.#computePass();
+    const pass = this.#profile ? this.#timedPass() : this.#computePass();
+    this.#profile?.programs.push(program);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = program.dispatch;
     pass.dispatchWorkgroups(x, y, z);
+    if (this.#profile) {
+      pass.end();
+      this.#pass = null;
+    }
     this.stats.dispatches++;
+  }
+
+  /** A compute pass that writes GPU timestamps at its start and end (profiling). */
+  #timedPass(): GPUComputePassEncoder {
+    const profile = this.#profile!;
+    const k = profile.programs.length;
+    if (k >= profile.capacity) throw new Error(`profile: more than ${profile.capacity} dispatches`);
+    const encoder = this.#commandEncoder();
+    this.#pass = encoder.beginComputePass({
+      timestampWrites: {
+        querySet: profile.querySet,
+        beginningOfPassWriteIndex: 2 * k,
+        endOfPassWriteIndex: 2 * k + 1,
+      },
+    });
+    return this.#pass;
+  }
+
+  /**
+   * Times every dispatch recorded until `stopProfile` on the GPU's clock (each in its own
+   * pass, so this is slower than normal recording). Needs the timestamp-query feature.
+   * `capacity` is at most 2048 dispatches (a query set holds at most 4096 timestamps).
+   */
+  startProfile(capacity = 2048): void {
+    if (!this.device.features.has("timestamp-query")) {
+      throw new Error(`profile: the adapter "${this.info.description}" has no timestamp-query`);
+    }
+    this.flush();
+    this.#profile = {
+      querySet: this.device.createQuerySet({ type: "timestamp", count: 2 * capacity }),
+      programs: [],
+      capacity,
+    };
+  }
+
+  /** Ends profiling; returns each dispatch's program and GPU time in milliseconds. */
+  async stopProfile(): Promise<{ program: Program; ms: number }[]> {
+    const profile = this.#profile;
+    if (!profile) throw new Error("stopProfile: no profile was started");
+    this.#profile = null;
+    const count = 2 * profile.programs.length;
+    const programs = profile.programs;
+    if (count === 0) return [];
+    const resolved = this.device.createBuffer({
+      size: count * 8,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = this.device.createBuffer({
+      size: count * 8,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = this.#commandEncoder();
+    encoder.resolveQuerySet(profile.querySet, 0, count, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, staging, 0, count * 8);
+    this.flush();
+    await this.#orLost(staging.mapAsync(GPUMapMode.READ));
+    this.checkHealthy();
+    const ticks = new BigUint64Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    [staging, resolved].forEach((b) => b.destroy());
+    profile.querySet.destroy();
+    return programs.map((program, k) => ({
+      program,
+      ms: Number(ticks[2 * k + 1] - ticks[2 * k]) / 1e6,
+    }));
   }
 
   #computePass(): GPUComputePassEncoder {

@@ -13,12 +13,17 @@
  *   `src/browser/node_shims.ts`, which fetches the same `.wasm` files this step copies next
  *   to the bundle.
  *
- * Any other Node built-in fails the build. `Deno.` references that remain (code paths the
- * page never takes) are listed, by module, after every build; see {@link denoReferences}.
+ * Any other Node built-in fails the build. The page imports single functions from modules that
+ * also hold Deno-only code (e.g. `predictMonths` from `src/training.ts`); esbuild's tree
+ * shaking leaves the unused functions out. The `Deno.` references that remain must be the
+ * {@link KNOWN_DENO_REFERENCES} (code paths the page never takes): the build warns about any
+ * other module, and the browser test fails on it.
  *
  * @module
  */
-import * as esbuild from "npm:esbuild@0.25.9";
+// Types only here: esbuild itself is loaded when a build runs, so that `deno task serve`,
+// which imports this module's paths, needs no --allow-env or --allow-run.
+import type * as esbuild from "esbuild";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -36,10 +41,7 @@ const ENTRY = join(ROOT, "web", "app.ts");
 /** imagescript's wasm decoders that `decodeGray` may load (JPEG; interlaced PNG). */
 const WASM_FILES = ["jpeg.wasm", "png.wasm"];
 
-/**
- * `Deno.` references known to stay in the bundle, on paths the page never takes, with why.
- * The build prints these; the browser test fails on any reference not listed here.
- */
+/** Modules whose bundled code still names `Deno`, on paths the page never takes, with why. */
 export const KNOWN_DENO_REFERENCES: Readonly<Record<string, string>> = {
   "src/engine.ts": "readKernelFile, the default kernel loader (the page passes its own)",
   "src/data/image.ts": "wasmCodec's permission check, reached only when a decoder fails to load",
@@ -107,19 +109,24 @@ function denoResolver(): esbuild.Plugin {
         const m = /^npm:\/?((?:@[^/]+\/)?[^@/]+)@([^/]+)(\/.*)?$/.exec(args.path);
         if (!m) return { errors: [{ text: `cannot parse ${args.path}` }] };
         const [, name, version, sub = ""] = m;
+        // `inPackage` makes the bare-specifier rule below stand aside: this resolution is
+        // esbuild's own, inside the package folder (else "imagescript/x" would loop).
         return build.resolve(name + sub, {
           kind: args.kind,
+          importer: args.importer,
           resolveDir: npmPackageDir(name, version),
+          pluginData: { inPackage: true },
         });
       });
       // Bare specifiers from our own modules go through deno.json's import map.
       build.onResolve({ filter: /^[^./]/ }, (args) => {
-        if (args.importer.includes("node_modules")) return undefined;
+        if (args.pluginData?.inPackage || args.importer.includes("node_modules")) return undefined;
         for (const [key, target] of Object.entries(imports)) {
           const hit = key.endsWith("/") ? args.path.startsWith(key) : args.path === key;
           if (hit) {
             return build.resolve(target + args.path.slice(key.length), {
               kind: args.kind,
+              importer: args.importer,
               resolveDir: args.resolveDir,
             });
           }
@@ -148,6 +155,7 @@ export function denoReferences(js: string): string[] {
 
 /** Builds `web/app.ts` into `outDir` (default `.cache/web/`) with its decoder wasm files. */
 export async function buildBrowserBundle(outDir = DEFAULT_BUNDLE_DIR): Promise<BundleResult> {
+  const esbuild = await import("esbuild");
   try {
     const result = await esbuild.build({
       entryPoints: [ENTRY],
@@ -197,11 +205,9 @@ if (import.meta.main) {
         `  ${join(relative(ROOT, result.outDir), name)}  ${(bytes / 1024).toFixed(0)} KiB`,
       );
     }
-    for (const module of result.denoReferences) {
-      const why = KNOWN_DENO_REFERENCES[module];
-      console.log(
-        `  note: ${module} still names Deno in the bundle${why ? `: ${why}` : " (unexpected!)"}`,
-      );
+    const unexpected = result.denoReferences.filter((m) => !(m in KNOWN_DENO_REFERENCES));
+    for (const module of unexpected) {
+      console.error(`  warning: ${module} names Deno in the browser bundle (not expected)`);
     }
   } catch (err) {
     console.error(`error: bundling the web page failed: ${(err as Error).message}`);

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { resizeGray } from "../src/data/image.ts";
+import { resizeGray, sniffFormat } from "../src/data/image.ts";
+import type { GpuInfo } from "../src/device.ts";
 import {
   BoneAgeReader,
   CheckpointError,
@@ -54,11 +55,12 @@ const ui = {
   uncertainty: el("uncertainty"),
   difference: el("difference"),
   input: el<HTMLCanvasElement>("input"),
+  inputFigure: el("input-figure"),
   inputCaption: el("input-caption"),
   modelInfo: el("model-info"),
 };
 const sexRadios = [...document.querySelectorAll<HTMLInputElement>('input[name="sex"]')];
-const controls: (HTMLInputElement | HTMLButtonElement)[] = [ui.file, ...sexRadios, ui.age];
+const controls: HTMLInputElement[] = [ui.file, ...sexRadios, ui.age];
 
 let reader: BoneAgeReader | null = null;
 let image: PreparedImage | null = null;
@@ -78,8 +80,9 @@ function show(node: HTMLElement, text: string | null): void {
 }
 
 function setControlsEnabled(enabled: boolean): void {
-  for (const c of controls) c.disabled = !enabled;
-  ui.estimate.disabled = !enabled || !image || busy;
+  // The button stays enabled without an image (a disabled button is skipped by Tab and
+  // says nothing); pressing it then says what is missing.
+  for (const c of [...controls, ui.estimate]) c.disabled = !enabled;
 }
 
 // ---- fatal errors (no WebGPU, bad checkpoint) ------------------------------------------
@@ -202,6 +205,7 @@ function drawView(): void {
 }
 
 function drawInput(): void {
+  ui.inputFigure.hidden = !image;
   if (!image) return;
   const { pixels, size } = image;
   ui.input.width = size;
@@ -273,9 +277,15 @@ async function openFile(file: File): Promise<void> {
   image = null;
   imageName = file.name;
   setState("busy", `Decoding ${file.name}…`);
+  busy = true; // a second file or an estimate must wait for this one
   try {
+    // Judge the first bytes before reading all of a file that may be large and no image.
+    if (sniffFormat(new Uint8Array(await file.slice(0, 8).arrayBuffer())) === "unknown") {
+      throw new NotAnImageError("not a PNG or JPEG file");
+    }
     image = await reader.prepare(new Uint8Array(await file.arrayBuffer()));
   } catch (err) {
+    busy = false;
     const why = err instanceof NotAnImageError
       ? err.message
       : `reading it failed: ${(err as Error).message}`;
@@ -285,10 +295,12 @@ async function openFile(file: File): Promise<void> {
         "Choose a hand radiograph saved as PNG or JPEG.",
     );
     drawView();
+    drawInput();
     setControlsEnabled(true);
     setState("ready", "No radiograph open.");
     return;
   }
+  busy = false;
   drawView();
   drawInput();
   setControlsEnabled(true);
@@ -300,8 +312,13 @@ async function openFile(file: File): Promise<void> {
 }
 
 async function runEstimate(): Promise<void> {
-  if (!reader || !image || busy) return;
+  if (!reader || busy) return;
   show(ui.formError, null);
+  if (!image) {
+    show(ui.formError, "Open a radiograph first.");
+    ui.file.focus();
+    return;
+  }
   const sex = sexRadios.find((r) => r.checked)?.value;
   if (!sex) {
     show(ui.formError, "Choose the child's sex: the model needs it.");
@@ -317,7 +334,7 @@ async function runEstimate(): Promise<void> {
   const male = sex === "M" ? 1 : 0;
   busy = true;
   setControlsEnabled(false);
-  setState("busy", "Estimating (one prediction, then 144 for the heatmap)…");
+  setState("busy", "Estimating: one prediction, then one per heatmap cell…");
   try {
     result = { estimate: await reader.estimate(image, male), male };
     renderResult();
@@ -371,11 +388,17 @@ function wireEvents(): void {
     if (result) renderResult();
   });
   ui.showHeatmap.addEventListener("change", drawView);
-  let resizeTimer = 0;
+  let resizeTimer: ReturnType<typeof setTimeout> | undefined;
   globalThis.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(drawView, 150);
   });
+}
+
+/** Browsers often leave the adapter's description empty; vendor and architecture remain. */
+function adapterName(info: GpuInfo): string {
+  if (info.description && info.description !== "unknown adapter") return info.description;
+  return [info.vendor, info.architecture].filter(Boolean).join(" ") || "unnamed adapter";
 }
 
 async function main(): Promise<void> {
@@ -393,7 +416,7 @@ async function main(): Promise<void> {
   ui.modelInfo.textContent = `Model “${meta.config.name}” (${size}×${size} input), ` +
     `${meta.epoch} epoch${meta.epoch === 1 ? "" : "s"} of training, validation MAE ` +
     `${Number.isFinite(meta.valMae) ? meta.valMae.toFixed(1) : "?"} months. GPU: ` +
-    `${engine.info.description}${engine.info.isFallback ? " (software)" : ""}.`;
+    `${adapterName(engine.info)}${engine.info.isFallback ? " (software)" : ""}.`;
   setControlsEnabled(true);
   setState("ready", "Ready: open a radiograph.");
 }

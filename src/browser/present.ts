@@ -1,15 +1,13 @@
 /**
- * Words and pictures for an estimate on the page: the same wording as `deno task predict`
- * (whose helpers live in `tasks/predict.ts`, which the browser bundle cannot import: it
- * runs its CLI at import time) and the occlusion overlay drawn over the full radiograph.
+ * Words and pictures for an estimate on the page: the wording of `deno task predict` (whose
+ * helpers live in `tasks/predict.ts`, which the browser bundle cannot import: it also imports
+ * `node:util` and the CLI helpers that call `Deno.exit`) and the occlusion overlay drawn over
+ * the full-resolution radiograph.
  *
  * @module
  */
 import type { LetterboxBox } from "../data/image.ts";
 import type { OcclusionMap } from "../occlusion.ts";
-
-/** The notice shown with every estimate (the CLI prints the same sentence). */
-export const NOT_A_DEVICE = "Research software, not a medical device: do not use it for diagnosis.";
 
 /** `"10 years 4 months"` for 124 months (as the CLI writes it). */
 export function yearsAndMonths(months: number): string {
@@ -18,23 +16,23 @@ export function yearsAndMonths(months: number): string {
   return `${y} year${y === 1 ? "" : "s"} ${m} month${m === 1 ? "" : "s"}`;
 }
 
-/** How the bone age compares with the chronological age, as the CLI says it. */
+/** How the bone age compares with the chronological age (the CLI's `--age` line, in words). */
 export function describeDifference(
   months: number,
   age: number,
   uncertainty: number,
 ): { difference: number; text: string } {
   const difference = months - age;
+  const size = Math.abs(difference).toFixed(1);
   const word = Math.abs(difference) < 0.5
-    ? "matches the chronological age"
-    : `${difference > 0 ? "advanced" : "delayed"} by ${Math.abs(difference).toFixed(0)} months`;
-  return {
-    difference,
-    text: `Bone age ${word} (${difference >= 0 ? "+" : "−"}${
-      Math.abs(difference).toFixed(1)
-    } months)` +
-      (Math.abs(difference) <= uncertainty ? ", within the model's typical error." : "."),
-  };
+    ? "matches it"
+    : `is ${difference > 0 ? "advanced" : "delayed"} by ${size} months`;
+  const typical = Number.isFinite(uncertainty)
+    ? Math.abs(difference) <= uncertainty
+      ? ", within the model's typical error."
+      : `, more than the model's typical error of ${uncertainty.toFixed(1)} months.`
+    : ".";
+  return { difference, text: `Bone age ${word}${typical}` };
 }
 
 /**

@@ -18,7 +18,7 @@ import { decodeGray, type GrayImage, letterbox, letterboxBox } from "../data/ima
 import type { LetterboxBox } from "../data/image.ts";
 import { Engine } from "../engine.ts";
 import { BoneAgeNet } from "../nn.ts";
-import { occlusionMap, type OcclusionMap } from "../occlusion.ts";
+import { type OcclusionMap, occlusionMap } from "../occlusion.ts";
 import { predictMonths } from "../training.ts";
 import { fetchKernels } from "./kernels.ts";
 

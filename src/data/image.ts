@@ -44,7 +44,9 @@ async function wasmCodec<T>(kind: "jpeg" | "png"): Promise<T> {
       : await import("imagescript/wasm/node/png.js");
     return await (mod.default as { init(): Promise<T> }).init();
   } catch (e) {
-    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+    // In a browser there is no Deno namespace: let the real error through.
+    const errors = (globalThis as { Deno?: typeof Deno }).Deno?.errors;
+    if (errors && (e instanceof errors.NotCapable || e instanceof errors.PermissionDenied)) {
       throw new PermissionError(
         `decoding ${kind === "jpeg" ? "JPEG" : "interlaced PNG"} needs --allow-env ` +
           `(imagescript reads IMAGESCRIPT_WASM_SIMD): ${(e as Error).message}`,

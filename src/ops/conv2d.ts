@@ -5,9 +5,10 @@
  *
  * Kernels, chosen per shape by {@link conv2dPrograms}:
  * - on CPU adapters (lavapipe), 3x3 stride-1 convolutions (every conv of the `small` model)
- *   whose output channels are a multiple of 4: the generated "rows" kernels `conv2d_rows_vec4.wgsl` / `conv2d_rows_scalar.wgsl` (input
- *   channels a multiple of 4, or any count one at a time) compute y; dL/dx is the same kernel
- *   run over dL/dy with weights rotated and transposed by `conv2d_flip_weights.wgsl`; dL/dw is
+ *   whose output channels are a multiple of 4: the generated "rows" kernels
+ *   `conv2d_rows_vec4.wgsl` / `conv2d_rows_scalar.wgsl` (input channels a multiple of 4, or
+ *   any count one at a time) compute y; dL/dx is the same kernel run over dL/dy with weights
+ *   rotated and transposed by `conv2d_flip_weights.wgsl` (needs Cin % 4 == 0); dL/dw is
  *   `conv2d_wgrad_*.wgsl` (partial sums per range of rows) plus `sumMiddle`. See
  *   `conv2d_kernels.ts` for why they look the way they do.
  * - anything else, and every shape on real GPUs (the rows kernels hold ~1000 floats per
@@ -101,14 +102,14 @@ function fastPath(g: Conv2dGeometry, cpuAdapter: boolean): boolean {
 }
 
 /**
- * Rows per invocation of a rows kernel: enough output pixels per invocation (about 384) to
- * pay for loading its blocks of weights, while keeping at least ~512 invocations for the
- * CPU's threads and SIMD lanes.
+ * Row groups per invocation of a rows kernel: enough output pixels per invocation (about
+ * 384) to pay for loading its blocks of weights, while keeping at least ~512 invocations for
+ * the CPU's threads and SIMD lanes. `pixels` is the output pixels of one group.
  */
-function rowsPerInvocation(rows: number, width: number, blocks: number): number {
-  const wanted = Math.ceil(384 / width);
-  const cap = Math.max(1, Math.floor((rows * blocks) / 512));
-  return Math.max(1, Math.min(wanted, cap, rows));
+function groupsPerInvocation(groups: number, pixels: number, blocks: number): number {
+  const wanted = Math.ceil(384 / pixels);
+  const cap = Math.max(1, Math.floor((groups * blocks) / 512));
+  return Math.max(1, Math.min(wanted, cap, groups));
 }
 
 /**
@@ -128,8 +129,9 @@ function rowsLaunch(
   const OH = H + 2 * pad - 2;
   const OW = W + 2 * pad - 2;
   const blocks = Math.ceil(cout / 4 / v.cout4Block);
-  const R = rowsPerInvocation(N * OH, OW, blocks);
-  const lanes = Math.ceil((N * OH) / R) * blocks;
+  const groups = N * Math.ceil(OH / v.rowsPerStep);
+  const R = groupsPerInvocation(groups, OW * v.rowsPerStep, blocks);
+  const lanes = Math.ceil(groups / R) * blocks;
   return {
     program: { kernel: v.file, dispatch: grid(lanes, ROWS_WG) },
     params: Uint32Array.of(N, H, W, cin, cout, pad, OH, OW, R, hasBias ? 1 : 0, 0, 0),
@@ -195,15 +197,15 @@ function backwardWeightLaunch(
   cpuAdapter: boolean,
 ): { launch: Launch; ranges: number } {
   const size = g.KH * g.KW * g.Cin * g.Cout;
-  const rows = g.N * g.OH;
   if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
     const v = variant(g.Cin % 4 === 0 ? "conv2d_wgrad_vec4.wgsl" : "conv2d_wgrad_scalar.wgsl");
     const blocks = Math.ceil(g.Cin / v.cinBlock) * Math.ceil(g.Cout / 4 / v.cout4Block);
     // Enough invocations to fill the machine, while the partial sums stay under 4 Mi floats.
-    const maxRanges = Math.max(1, Math.min(rows, Math.floor(4 * 1024 * 1024 / size)));
+    const groups = g.N * Math.ceil(g.OH / v.rowsPerStep);
+    const maxRanges = Math.max(1, Math.min(groups, Math.floor(4 * 1024 * 1024 / size)));
     const wantRanges = Math.max(1, Math.min(maxRanges, Math.ceil(512 / blocks)));
-    const R = Math.ceil(rows / wantRanges);
-    const ranges = Math.ceil(rows / R);
+    const R = Math.ceil(groups / wantRanges);
+    const ranges = Math.ceil(groups / R);
     return {
       launch: {
         program: { kernel: v.file, dispatch: grid(ranges * blocks, ROWS_WG) },
@@ -212,8 +214,13 @@ function backwardWeightLaunch(
       ranges,
     };
   }
+  // About 256 Ki invocations (a GPU's worth) of at least 64 pixels each, and at most
+  // 16 Mi partial sums.
   const M = g.N * g.OH * g.OW;
-  const NCHUNK = Math.max(1, Math.min(Math.ceil(M / 32), Math.ceil(16384 / size)));
+  const NCHUNK = Math.max(
+    1,
+    Math.min(Math.ceil(262144 / size), Math.ceil(M / 64), Math.floor(16 * 1024 * 1024 / size)),
+  );
   const CHUNK = Math.ceil(M / NCHUNK);
   const chunks = Math.ceil(M / CHUNK);
   return {

@@ -24,8 +24,12 @@
 
 /** Kernel size of the generated kernels (3x3, stride 1). */
 const K = 3;
-/** Lanes per workgroup. */
-export const ROWS_WG = 64;
+/**
+ * Invocations per workgroup. Small, so that a dispatch has many workgroups: lavapipe hands
+ * whole workgroups to its threads, and with a few large ones a thread that another process
+ * delays leaves the others idle at the end.
+ */
+export const ROWS_WG = 16;
 
 /**
  * One generated kernel. `vec4`: channels are read four at a time (the input channel count
@@ -45,9 +49,18 @@ export interface ConvKernelVariant {
   cout4Block: number;
   /** Output pixels per step of the row walk (their products are summed before use). */
   step: number;
+  /** Output rows walked together (they share input rows). */
+  rowsPerStep: number;
 }
 
-/** The generated kernels. Block sizes keep each kernel's registers about 20 KiB per 8 lanes. */
+/**
+ * The generated kernels; block sizes are the fastest of those measured on lavapipe (batch 32,
+ * small-model layers). Rows: 16 output channels per invocation are 16 accumulator registers,
+ * so each product is one multiply reading a weight from the stack and one add (32 channels
+ * spill the accumulators, 16 input channels per block overflow L1 and take 50 s to compile).
+ * Wgrad: its 3 * 3 * 8 * 8 sums live in memory, so two output rows per step load 4 input
+ * rows for 2 * 3 rows' worth of products, about 30% faster than one row.
+ */
 export const CONV_KERNEL_VARIANTS: readonly ConvKernelVariant[] = [
   {
     file: "conv2d_rows_vec4.wgsl",
@@ -56,6 +69,7 @@ export const CONV_KERNEL_VARIANTS: readonly ConvKernelVariant[] = [
     cinBlock: 8,
     cout4Block: 4,
     step: 1,
+    rowsPerStep: 1,
   },
   {
     file: "conv2d_rows_scalar.wgsl",
@@ -64,6 +78,7 @@ export const CONV_KERNEL_VARIANTS: readonly ConvKernelVariant[] = [
     cinBlock: 1,
     cout4Block: 4,
     step: 1,
+    rowsPerStep: 1,
   },
   {
     file: "conv2d_wgrad_vec4.wgsl",
@@ -71,7 +86,8 @@ export const CONV_KERNEL_VARIANTS: readonly ConvKernelVariant[] = [
     mode: "vec4",
     cinBlock: 8,
     cout4Block: 2,
-    step: 2,
+    step: 1,
+    rowsPerStep: 2,
   },
   {
     file: "conv2d_wgrad_scalar.wgsl",
@@ -80,6 +96,7 @@ export const CONV_KERNEL_VARIANTS: readonly ConvKernelVariant[] = [
     cinBlock: 1,
     cout4Block: 4,
     step: 2,
+    rowsPerStep: 2,
   },
 ];
 
@@ -91,7 +108,7 @@ const PARAMS = `struct Params {
   a: vec4u,
   // cout, pad, oh, ow: output channels, zero padding, output height and width
   b: vec4u,
-  // rows per invocation, has bias (0 or 1), unused, unused
+  // row groups per invocation, has bias (0 or 1), unused, unused
   c: vec4u,
 }`;
 
@@ -113,18 +130,22 @@ class Names {
   get groups(): number {
     return this.v.mode === "vec4" ? this.v.cinBlock / 4 : 1;
   }
-  /**
-   * Input column `col` of the current step (kernel row ky, group g): columns 0 .. K-2 are
-   * the window kept from the previous step, K-1 .. K-2+step are loaded by this step.
-   */
-  cell(col: number, ky: number, g: number): string {
-    return col < K - 1 ? `v${col}_${ky}_${g}` : `c${col - (K - 1)}_${ky}_${g}`;
+  /** Input rows of one step: the output rows' kernel rows overlap. */
+  get inputRows(): number {
+    return this.v.rowsPerStep + K - 1;
   }
-  /** Scalar input channel `k` of the block at input column col, kernel row ky. */
-  channel(col: number, ky: number, k: number): string {
+  /**
+   * Input column `col`, input row `q` (of the step's rows), channel group g: columns
+   * 0 .. K-2 are the window kept from the previous step, K-1 .. K-2+step are loaded by it.
+   */
+  cell(col: number, q: number, g: number): string {
+    return col < K - 1 ? `v${col}_${q}_${g}` : `c${col - (K - 1)}_${q}_${g}`;
+  }
+  /** Scalar input channel `k` of the block at input column col, input row q. */
+  channel(col: number, q: number, k: number): string {
     return this.v.mode === "vec4"
-      ? `${this.cell(col, ky, k >> 2)}.${XYZW[k & 3]}`
-      : this.cell(col, ky, 0);
+      ? `${this.cell(col, q, k >> 2)}.${XYZW[k & 3]}`
+      : this.cell(col, q, 0);
   }
 }
 
@@ -135,13 +156,13 @@ function loadColumn(n: Names, indent: string, prefix: string, col: string): stri
     `${indent}let okx_${prefix} = ix_${prefix} >= 0 && ix_${prefix} < i32(W);`,
     `${indent}let cx_${prefix} = u32(clamp(ix_${prefix}, 0, i32(W) - 1));`,
   ];
-  for (let ky = 0; ky < K; ky++) {
+  for (let q = 0; q < n.inputRows; q++) {
     for (let g = 0; g < n.groups; g++) {
-      const name = `${prefix}${ky}_${g}`;
-      const ok = `ok${ky} && okx_${prefix} && cg${g}`;
+      const name = `${prefix}${q}_${g}`;
+      const ok = `ok${q} && okx_${prefix} && cg${g}`;
       const load = n.v.mode === "vec4"
-        ? `x[(rb${ky} + cx_${prefix}) * CIN4 + ch * ${n.groups}u + ${g}u]`
-        : `x[(rb${ky} + cx_${prefix}) * CIN + ch]`;
+        ? `x[(rb${q} + cx_${prefix}) * CIN4 + ch * ${n.groups}u + ${g}u]`
+        : `x[(rb${q} + cx_${prefix}) * CIN + ch]`;
       const zero = n.v.mode === "vec4" ? "vec4f(0.0)" : "0.0";
       L.push(`${indent}let ${name} = select(${zero}, ${load}, ${ok});`);
     }
@@ -150,38 +171,44 @@ function loadColumn(n: Names, indent: string, prefix: string, col: string): stri
 }
 
 /**
- * The row walk shared by both passes: per-row setup and window fill, then a loop over the
- * row's output pixels, `step` at a time; `pixel` is the code of one step (pixel u of the step
- * is at ox + u and exists when ox + u < OW).
+ * The row walk shared by both passes. An invocation owns R groups of `rowsPerStep` output
+ * rows of one image each (groups are numbered over N * ceil(OH / rowsPerStep)); per group it
+ * fills the window, then loops over the output pixels, `step` at a time. `pixel` is the code
+ * of one step: output row v of the group is orow{v} (valid when rowOk{v}), pixel u of the
+ * step is at ox + u (valid when ox + u < OW).
  */
 function rowWalk(n: Names, pixel: string[]): string[] {
   const L: string[] = [];
   const U = n.v.step;
+  const V = n.v.rowsPerStep;
   const ind = "    ";
   L.push(`${ind}for (var r = 0u; r < R; r++) {`);
-  L.push(`${ind}  let row = rr * R + r;`);
-  L.push(`${ind}  let rowOk = live && row < ROWS;`);
-  L.push(`${ind}  let rowC = min(row, ROWS - 1u);`);
-  L.push(`${ind}  let n = rowC / OH;`);
-  L.push(`${ind}  let oy = rowC % OH;`);
-  for (let ky = 0; ky < K; ky++) {
-    L.push(`${ind}  let iy${ky} = i32(oy) - i32(PAD) + ${ky};`);
-    L.push(`${ind}  let ok${ky} = iy${ky} >= 0 && iy${ky} < i32(H);`);
-    L.push(`${ind}  let rb${ky} = (n * H + u32(clamp(iy${ky}, 0, i32(H) - 1))) * W;`);
+  L.push(`${ind}  let grp = rr * R + r;`);
+  L.push(`${ind}  let grpC = min(grp, GROUPS - 1u);`);
+  L.push(`${ind}  let n = grpC / OHG;`);
+  L.push(`${ind}  let oy = (grpC % OHG) * ${V}u;`);
+  for (let v = 0; v < V; v++) {
+    L.push(`${ind}  let rowOk${v} = live && grp < GROUPS && oy + ${v}u < OH;`);
+    L.push(`${ind}  let orow${v} = n * OH + min(oy + ${v}u, OH - 1u);`);
+  }
+  for (let q = 0; q < n.inputRows; q++) {
+    L.push(`${ind}  let iy${q} = i32(oy) - i32(PAD) + ${q};`);
+    L.push(`${ind}  let ok${q} = iy${q} >= 0 && iy${q} < i32(H);`);
+    L.push(`${ind}  let rb${q} = (n * H + u32(clamp(iy${q}, 0, i32(H) - 1))) * W;`);
   }
   // The window keeps K - 1 columns; each step loads `step` more.
   const zero = n.v.mode === "vec4" ? "vec4f(0.0)" : "0.0";
   for (let col = 0; col < K - 1; col++) {
-    for (let ky = 0; ky < K; ky++) {
-      for (let g = 0; g < n.groups; g++) L.push(`${ind}  var ${n.cell(col, ky, g)} = ${zero};`);
+    for (let q = 0; q < n.inputRows; q++) {
+      for (let g = 0; g < n.groups; g++) L.push(`${ind}  var ${n.cell(col, q, g)} = ${zero};`);
     }
   }
   for (let col = 0; col < K - 1; col++) {
     L.push(`${ind}  {`);
     L.push(...loadColumn(n, `${ind}    `, `f${col}_`, `${col} - i32(PAD)`));
-    for (let ky = 0; ky < K; ky++) {
+    for (let q = 0; q < n.inputRows; q++) {
       for (let g = 0; g < n.groups; g++) {
-        L.push(`${ind}    ${n.cell(col, ky, g)} = f${col}_${ky}_${g};`);
+        L.push(`${ind}    ${n.cell(col, q, g)} = f${col}_${q}_${g};`);
       }
     }
     L.push(`${ind}  }`);
@@ -192,9 +219,9 @@ function rowWalk(n: Names, pixel: string[]): string[] {
   }
   L.push(...pixel.map((line) => `${ind}    ${line}`));
   for (let col = 0; col < K - 1; col++) {
-    for (let ky = 0; ky < K; ky++) {
+    for (let q = 0; q < n.inputRows; q++) {
       for (let g = 0; g < n.groups; g++) {
-        L.push(`${ind}    ${n.cell(col, ky, g)} = ${n.cell(col + U, ky, g)};`);
+        L.push(`${ind}    ${n.cell(col, q, g)} = ${n.cell(col + U, q, g)};`);
       }
     }
   }
@@ -224,52 +251,65 @@ function header(v: ConvKernelVariant, what: string[]): string {
   return lines.map((l) => `// ${l}`).join("\n");
 }
 
+/**
+ * The shared start of a kernel: header comment, parameters, bindings (params and x first,
+ * then `bindings`), and the shape values every kernel derives.
+ */
+function preamble(n: Names, what: string[], bindings: string[]): string[] {
+  const v = n.v;
+  const xType = v.mode === "vec4" ? "array<vec4f>" : "array<f32>";
+  const blocks = v.mode === "vec4" ? `(CIN4 + ${n.groups - 1}u) / ${n.groups}u` : "CIN";
+  return [
+    header(v, what),
+    "",
+    PARAMS,
+    "",
+    `@group(0) @binding(0) var<storage, read> params: Params;`,
+    `@group(0) @binding(1) var<storage, read> x: ${xType};`,
+    ...bindings,
+    "",
+    `@compute @workgroup_size(${ROWS_WG})`,
+    "fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {",
+    UNPACK,
+    ...(v.mode === "vec4" ? [`  let CIN4 = CIN / 4u;`] : []),
+    `  let OHG = (OH + ${v.rowsPerStep - 1}u) / ${v.rowsPerStep}u;`,
+    `  let GROUPS = N * OHG;`,
+    `  let NCB = (COUT4 + ${v.cout4Block - 1}u) / ${v.cout4Block}u;`,
+    `  let NBLOCKS = ${blocks};`,
+    `  let i = gid.x + gid.y * nwg.x * ${ROWS_WG}u;`,
+  ];
+}
+
 /** WGSL of a "rows" kernel: forward convolution (dL/dx reuses it with flipped weights). */
 export function rowsKernel(v: ConvKernelVariant): string {
   const n = new Names(v);
   const CB = v.cinBlock;
   const C4 = v.cout4Block;
-  const xType = v.mode === "vec4" ? "array<vec4f>" : "array<f32>";
+  const cinText = v.mode === "vec4" ? "read as vec4s: CIN % 4 == 0" : "read one float at a time";
   const what = [
     "3x3 stride-1 convolution, NHWC activations, HWIO weights:",
     "  y[n, oy, ox, co] = bias[co] + sum_{ky, kx, ci} x[n, oy + ky - PAD, ox + kx - PAD, ci] * w[ky, kx, ci, co]",
     "(zero outside the image). dL/dx is the same sum over dL/dy with weights flipped and transposed",
     "(see conv2d_flip_weights.wgsl) and padding 2 - PAD.",
-    `Index math: invocation i = gid.x + gid.y * num_workgroups.x * ${ROWS_WG} -> cb = i % NCB, a block of`,
-    `${
+    `Index math: invocation i = gid.x + gid.y * num_workgroups.x * ${ROWS_WG} -> cb = i % NCB, a block`,
+    `of ${4 * C4} output channels, and rr = i / NCB, output rows [rr * R, rr * R + R) of the`,
+    `flattened N * OH rows. For each block of ${CB} input channel${
+      CB > 1 ? "s" : ""
+    } (${cinText}),`,
+    `the invocation loads the block's 3 * 3 * ${CB} * ${
       4 * C4
-    } output channels, and rr = i / NCB, rows [rr * R, rr * R + R) of the flattened N * OH output`,
-    `rows. For each block of ${CB} input channel(s) (${
-      v.mode === "vec4" ? "read as vec4s: CIN % 4 == 0" : "read one float at a time"
-    }), the invocation loads`,
-    `the block's 3 * 3 * ${CB} * ${
-      4 * C4
-    } weights into registers, then walks its rows left to right with a`,
-    "window of three input columns (one new column per output pixel) and adds the block's share",
-    "into y: the first block writes bias + sum, later blocks read y and add. COUT % 4 == 0.",
-    "Shapes come from `params` (see conv2d_kernels.ts for why).",
+    } weights into registers, then walks its`,
+    "rows left to right with a window of three input columns (one new column per output pixel)",
+    "and adds the block's share into y: the first block writes bias + sum, later blocks read y",
+    "and add. COUT % 4 == 0. Shapes come from `params` (see conv2d_kernels.ts for why).",
   ];
-  const L: string[] = [header(v, what), "", PARAMS, ""];
-  L.push(`@group(0) @binding(0) var<storage, read> params: Params;`);
-  L.push(`@group(0) @binding(1) var<storage, read> x: ${xType};`);
-  L.push(`@group(0) @binding(2) var<storage, read> w: array<vec4f>;`);
-  L.push(`@group(0) @binding(3) var<storage, read> bias: array<vec4f>;`);
-  L.push(`@group(0) @binding(4) var<storage, read_write> y: array<vec4f>;`);
-  L.push("");
-  L.push(`@compute @workgroup_size(${ROWS_WG})`);
-  L.push(
-    "fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {",
-  );
-  L.push(UNPACK);
+  const L = preamble(n, what, [
+    `@group(0) @binding(2) var<storage, read> w: array<vec4f>;`,
+    `@group(0) @binding(3) var<storage, read> bias: array<vec4f>;`,
+    `@group(0) @binding(4) var<storage, read_write> y: array<vec4f>;`,
+  ]);
   L.push(`  let HAS_BIAS = params.c.y != 0u;`);
-  if (v.mode === "vec4") L.push(`  let CIN4 = CIN / 4u;`);
-  L.push(`  let ROWS = N * OH;`);
-  L.push(`  let NCB = (COUT4 + ${C4 - 1}u) / ${C4}u;`);
-  L.push(
-    `  let NBLOCKS = ${v.mode === "vec4" ? `(CIN4 + ${n.groups - 1}u) / ${n.groups}u` : "CIN"};`,
-  );
-  L.push(`  let total = ((ROWS + R - 1u) / R) * NCB;`);
-  L.push(`  let i = gid.x + gid.y * nwg.x * ${ROWS_WG}u;`);
+  L.push(`  let total = ((GROUPS + R - 1u) / R) * NCB;`);
   L.push(`  let live = i < total;`);
   L.push(`  let cb = min(i, total - 1u) % NCB;`);
   L.push(`  let rr = min(i, total - 1u) / NCB;`);
@@ -292,25 +332,28 @@ export function rowsKernel(v: ConvKernelVariant): string {
     }
   }
   const pixel: string[] = [];
-  for (let u = 0; u < v.step; u++) {
-    for (let j = 0; j < C4; j++) pixel.push(`var s${u}_${j} = vec4f(0.0);`);
-    for (let ky = 0; ky < K; ky++) {
-      for (let kx = 0; kx < K; kx++) {
-        for (let k = 0; k < CB; k++) {
-          const xb = `vec4f(${n.channel(u + kx, ky, k)})`;
-          for (let j = 0; j < C4; j++) {
-            pixel.push(`s${u}_${j} = fma(${xb}, w${ky * K + kx}_${k}_${j}, s${u}_${j});`);
+  for (let r = 0; r < v.rowsPerStep; r++) {
+    for (let u = 0; u < v.step; u++) {
+      const s = (j: number) => `s${r}_${u}_${j}`;
+      for (let j = 0; j < C4; j++) pixel.push(`var ${s(j)} = vec4f(0.0);`);
+      for (let ky = 0; ky < K; ky++) {
+        for (let kx = 0; kx < K; kx++) {
+          for (let k = 0; k < CB; k++) {
+            const xb = `vec4f(${n.channel(u + kx, r + ky, k)})`;
+            for (let j = 0; j < C4; j++) {
+              pixel.push(`${s(j)} = fma(${xb}, w${ky * K + kx}_${k}_${j}, ${s(j)});`);
+            }
           }
         }
       }
-    }
-    pixel.push(`let yo${u} = (rowC * OW + ox + ${u}u) * COUT4;`);
-    for (let j = 0; j < C4; j++) {
-      pixel.push(`if (rowOk && ox + ${u}u < OW && cok${j}) {`);
-      pixel.push(`  var prev = bias${j};`);
-      pixel.push(`  if (ch > 0u) { prev = y[yo${u} + co${j}]; }`);
-      pixel.push(`  y[yo${u} + co${j}] = prev + s${u}_${j};`);
-      pixel.push(`}`);
+      pixel.push(`let yo${r}_${u} = (orow${r} * OW + ox + ${u}u) * COUT4;`);
+      for (let j = 0; j < C4; j++) {
+        pixel.push(`if (rowOk${r} && ox + ${u}u < OW && cok${j}) {`);
+        pixel.push(`  var prev = bias${j};`);
+        pixel.push(`  if (ch > 0u) { prev = y[yo${r}_${u} + co${j}]; }`);
+        pixel.push(`  y[yo${r}_${u} + co${j}] = prev + ${s(j)};`);
+        pixel.push(`}`);
+      }
     }
   }
   L.push(...rowWalk(n, pixel));
@@ -324,42 +367,28 @@ export function wgradKernel(v: ConvKernelVariant): string {
   const n = new Names(v);
   const CB = v.cinBlock;
   const C4 = v.cout4Block;
-  const xType = v.mode === "vec4" ? "array<vec4f>" : "array<f32>";
+  const V = v.rowsPerStep;
+  const channels = v.mode === "vec4" ? `${CB} input channels (vec4s)` : `${CB} input channel`;
+  const pixels = v.step === 1 ? "one new column per pixel" : `${v.step} pixels per step`;
   const what = [
     "Partial sums of the 3x3 stride-1 weight gradient, NHWC activations, HWIO weights:",
-    "  part[rr, ky, kx, ci, co] = sum over output rows in range rr, all ox, of",
+    "  part[rr, ky, kx, ci, co] = sum over the output rows of range rr and all ox of",
     "                              x[n, oy + ky - PAD, ox + kx - PAD, ci] * dy[n, oy, ox, co]",
     "(zero outside the image); the host sums part over rr (sumMiddle) to get dL/dw.",
-    `Index math: invocation i = gid.x + gid.y * num_workgroups.x * ${ROWS_WG} -> cb = i % NCB, a block of`,
-    `${4 * C4} output channels; t = i / NCB -> ch = t % NBLOCKS, a block of ${CB} input channel(s)${
-      v.mode === "vec4" ? " (vec4s)" : ""
-    },`,
-    "and rr = t / NBLOCKS, rows [rr * R, rr * R + R) of the flattened N * OH output rows. The",
-    `invocation keeps its 3 * 3 * ${CB} * ${
-      4 * C4
-    } sums in registers while it walks its rows with a`,
-    "window of three input columns, then writes them once. COUT % 4 == 0.",
-    "Shapes come from `params` (see conv2d_kernels.ts for why).",
+    `Index math: invocation i = gid.x + gid.y * num_workgroups.x * ${ROWS_WG} -> cb = i % NCB, a block`,
+    `of ${4 * C4} output channels; t = i / NCB -> ch = t % NBLOCKS, a block of ${channels};`,
+    "and rr = t / NBLOCKS, row groups [rr * R, rr * R + R), where group g is output rows",
+    `[${V} * (g % OHG), ${V} * (g % OHG) + ${V}) of image g / OHG, OHG = ceil(OH / ${V}) (the rows of a`,
+    `group share input rows). The invocation keeps its 3 * 3 * ${CB} * ${4 * C4} sums in registers`,
+    `while it walks its groups left to right (a window of input columns, ${pixels}),`,
+    "then writes them once. COUT % 4 == 0. Shapes come from `params` (see conv2d_kernels.ts",
+    "for why).",
   ];
-  const L: string[] = [header(v, what), "", PARAMS, ""];
-  L.push(`@group(0) @binding(0) var<storage, read> params: Params;`);
-  L.push(`@group(0) @binding(1) var<storage, read> x: ${xType};`);
-  L.push(`@group(0) @binding(2) var<storage, read> dy: array<vec4f>;`);
-  L.push(`@group(0) @binding(3) var<storage, read_write> part: array<vec4f>;`);
-  L.push("");
-  L.push(`@compute @workgroup_size(${ROWS_WG})`);
-  L.push(
-    "fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {",
-  );
-  L.push(UNPACK);
-  if (v.mode === "vec4") L.push(`  let CIN4 = CIN / 4u;`);
-  L.push(`  let ROWS = N * OH;`);
-  L.push(`  let NCB = (COUT4 + ${C4 - 1}u) / ${C4}u;`);
-  L.push(
-    `  let NBLOCKS = ${v.mode === "vec4" ? `(CIN4 + ${n.groups - 1}u) / ${n.groups}u` : "CIN"};`,
-  );
-  L.push(`  let total = ((ROWS + R - 1u) / R) * NBLOCKS * NCB;`);
-  L.push(`  let i = gid.x + gid.y * nwg.x * ${ROWS_WG}u;`);
+  const L = preamble(n, what, [
+    `@group(0) @binding(2) var<storage, read> dy: array<vec4f>;`,
+    `@group(0) @binding(3) var<storage, read_write> part: array<vec4f>;`,
+  ]);
+  L.push(`  let total = ((GROUPS + R - 1u) / R) * NBLOCKS * NCB;`);
   L.push(`  let live = i < total;`);
   L.push(`  let ic = min(i, total - 1u);`);
   L.push(`  let cb = ic % NCB;`);
@@ -377,12 +406,14 @@ export function wgradKernel(v: ConvKernelVariant): string {
   L.push(`  {`);
   L.push(...channelFlags(n));
   const pixel: string[] = [];
-  for (let u = 0; u < v.step; u++) {
-    for (let j = 0; j < C4; j++) {
-      const ok = `rowOk && ox + ${u}u < OW && cok${j}`;
-      pixel.push(
-        `let d${u}_${j} = select(vec4f(0.0), dy[(rowC * OW + ox + ${u}u) * COUT4 + co${j}], ${ok});`,
-      );
+  const d = (r: number, u: number, j: number) => `d${r}_${u}_${j}`;
+  for (let r = 0; r < v.rowsPerStep; r++) {
+    for (let u = 0; u < v.step; u++) {
+      for (let j = 0; j < C4; j++) {
+        const ok = `rowOk${r} && ox + ${u}u < OW && cok${j}`;
+        const load = `dy[(orow${r} * OW + ox + ${u}u) * COUT4 + co${j}]`;
+        pixel.push(`let ${d(r, u, j)} = select(vec4f(0.0), ${load}, ${ok});`);
+      }
     }
   }
   // The products of the step's pixels are summed first: a variable carried across loop
@@ -391,12 +422,14 @@ export function wgradKernel(v: ConvKernelVariant): string {
     for (let kx = 0; kx < K; kx++) {
       for (let k = 0; k < CB; k++) {
         for (let j = 0; j < C4; j++) {
-          let sum = `vec4f(${n.channel(kx, ky, k)}) * d0_${j}`;
-          for (let u = 1; u < v.step; u++) {
-            sum = `fma(vec4f(${n.channel(u + kx, ky, k)}), d${u}_${j}, ${sum})`;
+          let sum = "";
+          for (let r = 0; r < v.rowsPerStep; r++) {
+            for (let u = 0; u < v.step; u++) {
+              const xb = `vec4f(${n.channel(u + kx, r + ky, k)})`;
+              sum = sum === "" ? `${xb} * ${d(r, u, j)}` : `fma(${xb}, ${d(r, u, j)}, ${sum})`;
+            }
           }
-          const a = `a${ky * K + kx}_${k}_${j}`;
-          pixel.push(`${a} += ${sum};`);
+          pixel.push(`a${ky * K + kx}_${k}_${j} += ${sum};`);
         }
       }
     }
