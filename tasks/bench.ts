@@ -10,7 +10,7 @@
  */
 import { convFlops, type ConvPass, type ConvShape, timeConv } from "../src/bench/conv.ts";
 import { measurePeakGflops } from "../src/bench/peak.ts";
-import { timeRecorded } from "../src/bench/timing.ts";
+import { randomTensor, timeRecorded } from "../src/bench/timing.ts";
 import * as jaxjs from "../src/bench/peers/jaxjs.ts";
 import * as tfjs from "../src/bench/peers/tfjs.ts";
 import { Engine } from "../src/engine.ts";
@@ -20,7 +20,6 @@ import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { maxPool2d } from "../src/ops/pool.ts";
 import { Adam } from "../src/optim.ts";
-import type { Tensor } from "../src/tensor.ts";
 import { failWith, parseCommandLine } from "./cli.ts";
 
 const USAGE = "usage: deno task bench [--json] [--quick]";
@@ -71,16 +70,8 @@ function convShapes(config: ModelConfig, n: number): ConvShape[] {
 
 const showConv = (s: ConvShape) => `${s.n}x${s.h}x${s.w}x${s.cin}→${s.cout} k${s.k}`;
 
-function random(e: Engine, shape: number[], seed: number): Tensor {
-  let state = seed >>> 0;
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 32 - 0.5 || 0.25;
-  }
-  return e.keep(e.tensor(data, shape));
-}
+/** A random tensor that outlives the timing scopes. */
+const random = (e: Engine, shape: number[], seed: number) => e.keep(randomTensor(e, shape, seed));
 
 /** Runs a peer measurement, turning a failure into null with a note on stderr. */
 async function peerTime(

@@ -10,20 +10,11 @@ import type { ImageSet } from "../src/data/dataset.ts";
 import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderOcclusionPng } from "../src/occlusion.ts";
 import { loadCheckpoint, predictMonths } from "../src/training.ts";
+import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/wording.ts";
 import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
 
 const USAGE =
   "usage: deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]";
-
-/** The notice printed with every estimate. */
-export const NOT_A_DEVICE = "Research software, not a medical device: do not use it for diagnosis.";
-
-/** `"10 years 4 months"` for 124 months. */
-export function yearsAndMonths(months: number): string {
-  const total = Math.round(months);
-  const y = Math.floor(total / 12), m = total % 12;
-  return `${y} year${y === 1 ? "" : "s"} ${m} month${m === 1 ? "" : "s"}`;
-}
 
 /** Parses `--sex`: M/F (any case, or male/female). */
 export function parseSexOption(value: string | undefined): 0 | 1 {
@@ -100,16 +91,10 @@ async function main(args: string[]): Promise<void> {
     `(the model's mean absolute error on its validation split)`,
   ];
   if (age !== undefined) {
-    const diff = months - age;
+    const { difference, text } = describeDifference(months, age, uncertainty);
     result.chronological_age_months = age;
-    result.difference_months = Number(diff.toFixed(1));
-    const word = Math.abs(diff) < 0.5
-      ? "matches chronological age"
-      : `${diff > 0 ? "advanced" : "delayed"} by ${Math.abs(diff).toFixed(0)} months`;
-    lines.push(
-      `Chronological age ${age} months: bone age ${word}` +
-        (Math.abs(diff) <= uncertainty ? " (within the model's typical error)" : ""),
-    );
+    result.difference_months = Number(difference.toFixed(1));
+    lines.push(`Chronological age ${age} months (${yearsAndMonths(age)}). ${text}`);
   }
   if (values.heatmap) {
     const map = await occlusionMap(model, pixels, size, male, meta.normalization, months);

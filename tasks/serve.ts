@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { RUN_FILES } from "../src/training.ts";
 import { DEFAULT_BUNDLE_DIR, ROOT } from "./bundle.ts";
 import { fail, numberOption } from "./cli.ts";
+import { NOT_A_DEVICE } from "../src/wording.ts";
 
 const USAGE = "usage: deno task serve [--checkpoint RUN_DIR] [--port 8000]";
 
@@ -240,7 +241,7 @@ async function main(args: string[]): Promise<void> {
   }
   console.log(`Bone age reader: ${server.url}  (this machine only; Ctrl-C stops it)`);
   console.log(note);
-  console.log("Research software, not a medical device: do not use it for diagnosis.");
+  console.log(NOT_A_DEVICE);
   console.log("Requests:");
 }
 

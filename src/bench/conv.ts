@@ -6,8 +6,7 @@
  */
 import type { Engine } from "../engine.ts";
 import { conv2dBackwardData, conv2dBackwardWeight, conv2dForward } from "../ops/conv2d.ts";
-import type { Tensor } from "../tensor.ts";
-import { median } from "./peak.ts";
+import { randomTensor, timeRecorded, type TimingOptions } from "./timing.ts";
 
 /** One convolution layer: NHWC input `[n, h, w, cin]`, `k x k` filter to `cout` channels. */
 export interface ConvShape {
@@ -32,15 +31,6 @@ export interface ConvShape {
 /** Which convolution kernel to time: y = conv(x, w), dx = dL/dx, dw = dL/dw. */
 export type ConvPass = "forward" | "backwardData" | "backwardWeight";
 
-/** Options of {@link timeConv}. */
-export interface ConvTimingOptions {
-  /** Passes recorded into one submit per timed run (default 5). */
-  repeats?: number;
-  /** Timed runs; the median is reported (default 5). */
-  runs?: number;
-  /** Untimed runs first, pipeline compilation included (default 1). */
-  warmup?: number;
-}
 
 /** Result of {@link timeConv}. */
 export interface ConvTiming {
@@ -66,15 +56,6 @@ export function convFlops(s: ConvShape): number {
   return 2 * s.n * oh * ow * s.cout * s.k * s.k * s.cin;
 }
 
-function randomTensor(engine: Engine, shape: number[], seed: number): Tensor {
-  let state = seed >>> 0;
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < data.length; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    data[i] = state / 2 ** 32 - 0.5;
-  }
-  return engine.tensor(data, shape);
-}
 
 /**
  * Times `pass` of a convolution of shape `s` on random inputs: `warmup` untimed runs, then
@@ -85,39 +66,21 @@ export async function timeConv(
   engine: Engine,
   s: ConvShape,
   pass: ConvPass,
-  options: ConvTimingOptions = {},
+  options: TimingOptions = {},
 ): Promise<ConvTiming> {
-  const repeats = Math.max(1, options.repeats ?? 5);
-  const runs = Math.max(1, options.runs ?? 5);
-  const warmup = Math.max(0, options.warmup ?? 1);
   const { oh, ow } = convOutputSize(s);
   const opts = { stride: s.stride, padding: s.pad };
   const x = randomTensor(engine, [s.n, s.h, s.w, s.cin], 1);
   const w = randomTensor(engine, [s.k, s.k, s.cin, s.cout], 2);
   const dy = randomTensor(engine, [s.n, oh, ow, s.cout], 3);
-  const once = () => {
-    const out = pass === "forward"
+  const once = () =>
+    pass === "forward"
       ? conv2dForward(x, w, null, opts)
       : pass === "backwardData"
       ? conv2dBackwardData(dy, w, x.shape, opts)
       : conv2dBackwardWeight(x, dy, w.shape, opts);
-    // The pool hands this buffer to the next pass; the GPU runs them in order.
-    out.dispose();
-  };
   try {
-    for (let i = 0; i < warmup; i++) {
-      once();
-      await engine.sync();
-    }
-    const times: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      await engine.sync();
-      const t0 = performance.now();
-      for (let i = 0; i < repeats; i++) once();
-      await engine.sync();
-      times.push((performance.now() - t0) / repeats);
-    }
-    const ms = median(times);
+    const ms = await timeRecorded(engine, once, options);
     const flops = convFlops(s);
     return { ms, flops, gflops: flops / ms / 1e6 };
   } finally {

@@ -7,7 +7,20 @@
  * @module
  */
 import type { Engine } from "../engine.ts";
+import type { Tensor } from "../tensor.ts";
 import { median } from "./peak.ts";
+
+/** A feature map `[n, h, w, c]` (NHWC) for the memory-bound benchmarks. */
+export interface MapShape {
+  /** Batch size. */
+  n: number;
+  /** Height (even for max-pool). */
+  h: number;
+  /** Width (even for max-pool). */
+  w: number;
+  /** Channels. */
+  c: number;
+}
 
 /** Options of {@link timeRecorded}. */
 export interface TimingOptions {
@@ -47,4 +60,15 @@ export async function timeRecorded(
     times.push((performance.now() - t0) / repeats);
   }
   return median(times);
+}
+
+/** A tensor of seeded uniform values in [-0.5, 0.5), never exactly zero. */
+export function randomTensor(engine: Engine, shape: number[], seed: number): Tensor {
+  let state = seed >>> 0;
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    data[i] = state / 2 ** 32 - 0.5 || 0.25;
+  }
+  return engine.tensor(data, shape);
 }

@@ -1,39 +1,12 @@
 /**
- * Words and pictures for an estimate on the page: the wording of `deno task predict` (whose
- * helpers live in `tasks/predict.ts`, which the browser bundle cannot import: it also imports
- * `node:util` and the CLI helpers that call `Deno.exit`) and the occlusion overlay drawn over
- * the full-resolution radiograph.
+ * Pictures for an estimate on the page: the occlusion overlay drawn over the full-resolution
+ * radiograph. The words come from `src/wording.ts`, shared with `deno task predict`.
  *
  * @module
  */
+export { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../wording.ts";
 import type { LetterboxBox } from "../data/image.ts";
 import type { OcclusionMap } from "../occlusion.ts";
-
-/** `"10 years 4 months"` for 124 months (as the CLI writes it). */
-export function yearsAndMonths(months: number): string {
-  const total = Math.round(months);
-  const y = Math.floor(total / 12), m = total % 12;
-  return `${y} year${y === 1 ? "" : "s"} ${m} month${m === 1 ? "" : "s"}`;
-}
-
-/** How the bone age compares with the chronological age (the CLI's `--age` line, in words). */
-export function describeDifference(
-  months: number,
-  age: number,
-  uncertainty: number,
-): { difference: number; text: string } {
-  const difference = months - age;
-  const size = Math.abs(difference).toFixed(1);
-  const word = Math.abs(difference) < 0.5
-    ? "matches it"
-    : `is ${difference > 0 ? "advanced" : "delayed"} by ${size} months`;
-  const typical = Number.isFinite(uncertainty)
-    ? Math.abs(difference) <= uncertainty
-      ? ", within the model's typical error."
-      : `, more than the model's typical error of ${uncertainty.toFixed(1)} months.`
-    : ".";
-  return { difference, text: `Bone age ${word}${typical}` };
-}
 
 /**
  * An RGBA overlay of `width x height` pixels for the radiograph shown at that size: red

@@ -26,41 +26,12 @@ import {
   vjp,
 } from "@jax-js/jax";
 import { median } from "../peak.ts";
+import type { ConvPass, ConvShape } from "../conv.ts";
+import type { MapShape } from "../timing.ts";
 
-/** One convolution layer: input `[n, h, w, cin]` (run as NCHW), `k x k` filter to `cout`. */
-export interface ConvShape {
-  /** Batch size. */
-  n: number;
-  /** Input height. */
-  h: number;
-  /** Input width. */
-  w: number;
-  /** Input channels. */
-  cin: number;
-  /** Output channels. */
-  cout: number;
-  /** Filter size (k x k). */
-  k: number;
-  /** Stride in both spatial dimensions. */
-  stride: number;
-  /** Zero padding on every side. */
-  pad: number;
-}
+export type { ConvPass, ConvShape } from "../conv.ts";
+export type { MapShape } from "../timing.ts";
 
-/** Which convolution kernel to time: y = conv(x, w), dx = dL/dx, dw = dL/dw. */
-export type ConvPass = "forward" | "backwardData" | "backwardWeight";
-
-/** A feature map `[n, h, w, c]` (run as NCHW). */
-export interface MapShape {
-  /** Batch size. */
-  n: number;
-  /** Height (even for max-pool). */
-  h: number;
-  /** Width (even for max-pool). */
-  w: number;
-  /** Channels. */
-  c: number;
-}
 
 /** Starts jax-js' WebGPU backend and makes it the default device; throws if it cannot. */
 export async function setup(): Promise<void> {

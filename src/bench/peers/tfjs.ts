@@ -15,41 +15,12 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { median } from "../peak.ts";
+import type { ConvPass, ConvShape } from "../conv.ts";
+import type { MapShape } from "../timing.ts";
 
-/** One convolution layer: NHWC input `[n, h, w, cin]`, `k x k` filter to `cout` channels. */
-export interface ConvShape {
-  /** Batch size. */
-  n: number;
-  /** Input height. */
-  h: number;
-  /** Input width. */
-  w: number;
-  /** Input channels. */
-  cin: number;
-  /** Output channels. */
-  cout: number;
-  /** Filter size (k x k). */
-  k: number;
-  /** Stride in both spatial dimensions. */
-  stride: number;
-  /** Zero padding on every side. */
-  pad: number;
-}
+export type { ConvPass, ConvShape } from "../conv.ts";
+export type { MapShape } from "../timing.ts";
 
-/** Which convolution kernel to time: y = conv(x, w), dx = dL/dx, dw = dL/dw. */
-export type ConvPass = "forward" | "backwardData" | "backwardWeight";
-
-/** A feature map `[n, h, w, c]` (NHWC). */
-export interface MapShape {
-  /** Batch size. */
-  n: number;
-  /** Height (even for max-pool). */
-  h: number;
-  /** Width (even for max-pool). */
-  w: number;
-  /** Channels. */
-  c: number;
-}
 
 /** Selects tfjs' WebGPU backend; throws with the reason when it cannot start. */
 export async function setup(): Promise<void> {

@@ -1,0 +1,93 @@
+/**
+ * `deno task tour`: one training step of the `small` model on one radiograph, narrated op by
+ * op: which `.wgsl` kernel computed each layer and its backward, dispatch sizes, GPU times,
+ * and each result next to its float64 CPU twin. The logic lives in `src/tour.ts`.
+ *
+ *     deno task tour [--image PATH] [--sex M|F] [--age MONTHS] [--save DIR]
+ *
+ * Without `--image` the radiograph is a generated one (`src/data/synth.ts`) with its own sex
+ * and bone-age label. `--age` is the bone age the step trains towards (default: the generated
+ * label, or 127 months for a real image). `--save DIR` writes PNGs of the input, feature maps
+ * and the gradient with respect to the input.
+ *
+ * @module
+ */
+import { decodeGray, letterbox } from "../src/data/image.ts";
+import { getConfig } from "../src/models.ts";
+import { formatTour, runTour, saveTourImages, TOUR_AGE, type TourImage } from "../src/tour.ts";
+import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
+import { parseSexOption } from "./predict.ts";
+
+const USAGE = "usage: deno task tour [--image PATH] [--sex M|F] [--age MONTHS] [--save DIR]";
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseCommandLine(
+    args,
+    {
+      image: { type: "string" },
+      sex: { type: "string" },
+      age: { type: "string" },
+      save: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    USAGE,
+  );
+  if (values.help) return console.log(USAGE);
+  const male = values.sex === undefined ? undefined : parseSexOption(values.sex);
+  const age = values.age === undefined
+    ? undefined
+    : numberOption("age", values.age, { min: 0, max: 300 });
+  if (values.save !== undefined) {
+    // Ask before the step rather than fail after it.
+    const state = (await Deno.permissions.query({ name: "write", path: values.save })).state;
+    if (state !== "granted") {
+      fail(
+        `cannot write to ${values.save}: deno task tour may write only inside this folder. ` +
+          `Choose --save DIR here (e.g. runs/tour), or run it with your own permission: ` +
+          `deno run --allow-read --allow-write=${values.save} --allow-env tasks/tour.ts ...`,
+      );
+    }
+  }
+
+  const size = getConfig("small").inputHeight;
+  let image: TourImage | undefined;
+  if (values.image !== undefined) {
+    if (male === undefined) fail(`--sex M|F is needed with --image\n${USAGE}`);
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(values.image);
+    } catch (err) {
+      return fail(`cannot read ${values.image}: ${(err as Error).message}`);
+    }
+    let gray;
+    try {
+      gray = await decodeGray(bytes);
+    } catch (err) {
+      return fail(
+        `${values.image} is not a PNG or JPEG radiograph we can decode: ${(err as Error).message}`,
+      );
+    }
+    image = {
+      pixels: letterbox(gray, size),
+      size,
+      source: `${values.image} (${gray.width}x${gray.height}, letterboxed to ${size}x${size})` +
+        (age === undefined ? `; no label given, so the target is ${TOUR_AGE.mean} months` : ""),
+    };
+  }
+
+  const result = await runTour({ image, male, targetMonths: age });
+  for (const line of formatTour(result)) console.log(line);
+  if (values.save !== undefined) {
+    const files = await saveTourImages(result, values.save);
+    console.log(`\nPictures in ${values.save}:`);
+    for (const { file, what } of files) console.log(`  ${file}\n      ${what}`);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    failWith(err);
+  }
+}
