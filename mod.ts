@@ -1,6 +1,21 @@
 /**
  * Bone-age on a hand-written WebGPU engine: the public API.
  *
+ * - The engine: {@link Engine} (kernels, buffers, scopes, tape), {@link Tensor}, the ops in
+ *   `src/ops/` and {@link Adam}.
+ * - The model: {@link BoneAgeNet} and its named configurations ({@link CONFIGS}).
+ * - The data: {@link loadImageSet} (Kaggle-layout folders, cached), {@link splitDataset},
+ *   {@link Loader} (GPU augmentation), {@link writeSynthDataset}.
+ * - Training and prediction: {@link trainModel}, {@link predictMonths}, checkpoints.
+ *
+ * @example
+ * ```ts
+ * import { Engine, relu } from "./mod.ts";
+ * const engine = await Engine.create();
+ * const y = relu(engine.tensor([-1, 2, -3, 4], [4]));
+ * console.log(await y.read()); // Float32Array [0, 2, 0, 4]
+ * ```
+ *
  * @module
  */
 export * from "./src/device.ts";
@@ -8,5 +23,36 @@ export * from "./src/engine.ts";
 export * from "./src/tensor.ts";
 export * from "./src/pool.ts";
 export * from "./src/autograd.ts";
+
+export * from "./src/ops/conv2d.ts";
+export * from "./src/ops/pool.ts";
+export * from "./src/ops/batchnorm.ts";
 export * from "./src/ops/relu.ts";
+export * from "./src/ops/elu.ts";
+export * from "./src/ops/linear.ts";
+export * from "./src/ops/concat.ts";
+export * from "./src/ops/dropout.ts";
+export * from "./src/ops/elementwise.ts";
+export * from "./src/ops/loss.ts";
+export * from "./src/ops/reshape.ts";
 export { sumMiddle } from "./src/ops/reduce.ts";
+export * from "./src/optim.ts";
+
+export * from "./src/models.ts";
+export * from "./src/nn.ts";
+export * from "./src/safetensors.ts";
+export * from "./src/checkpoint.ts";
+export * from "./src/training.ts";
+export * from "./src/report.ts";
+export * from "./src/occlusion.ts";
+export * from "./src/wording.ts";
+
+export type { ImageSet } from "./src/data/dataset.ts";
+export { loadImageSet, type LoadOptions, type LoadResult } from "./src/data/load.ts";
+export { findDataset, readLabels } from "./src/data/layout.ts";
+export { decodeGray, letterbox } from "./src/data/image.ts";
+export { readSplit, type Split, splitDataset, writeSplit } from "./src/data/split.ts";
+export { pixelStats } from "./src/data/stats.ts";
+export { Loader, type LoaderOptions } from "./src/data/loader.ts";
+export { Augmenter } from "./src/data/augment.ts";
+export { writeSynthDataset } from "./src/data/synth.ts";

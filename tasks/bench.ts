@@ -258,17 +258,17 @@ async function main(args: string[]): Promise<void> {
 
   // Memory in steady state: the pool's bytes after step 10 and after many more.
   const longRun = quick ? 50 : 500;
-  let poolAt10 = 0;
-  while (stepCount < longRun) {
-    e.tidy(step);
-    e.flush();
-    if (stepCount === 10) {
-      await e.sync();
-      poolAt10 = e.pool.bytesAllocated;
+  const runUntil = async (steps: number) => {
+    while (stepCount < steps) {
+      e.tidy(step);
+      e.flush();
+      if (stepCount % 25 === 0) await e.sync();
     }
-    if (stepCount % 50 === 0) await e.sync();
-  }
-  await e.sync();
+    await e.sync();
+  };
+  await runUntil(10);
+  const poolAt10 = e.pool.bytesAllocated;
+  await runUntil(longRun);
   const poolAtEnd = e.pool.bytesAllocated;
 
   const imgs = (ms: number | null) => (ms ? (1000 * B) / ms : null);

@@ -49,7 +49,18 @@ function trainedRun() {
     await writeSynthDataset(data, { n: 96, seed: 3, size: 64 });
     const run = `${root}/run`;
     ok(
-      await task("train", ["--data", data, "--config", "tiny", "--epochs", "2", "--batch", "16", "--out", run], [
+      await task("train", [
+        "--data",
+        data,
+        "--config",
+        "tiny",
+        "--epochs",
+        "2",
+        "--batch",
+        "16",
+        "--out",
+        run,
+      ], [
         root,
       ]),
       "train",
@@ -66,14 +77,31 @@ Deno.test({
   name: "train writes checkpoints, split and one metrics line per epoch",
   fn: async () => {
     const { run } = await trainedRun();
-    for (const f of ["best.safetensors", "best.json", "last.safetensors", "last.json", "last.optimizer.safetensors", "split.json"]) {
+    for (
+      const f of [
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "last.json",
+        "last.optimizer.safetensors",
+        "split.json",
+      ]
+    ) {
       assert.ok((await Deno.stat(`${run}/${f}`)).isFile, f);
     }
-    const lines = (await Deno.readTextFile(`${run}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+    const lines = (await Deno.readTextFile(`${run}/metrics.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    );
     assert.deepEqual(lines.map((l) => l.epoch), [1, 2]);
-    for (const l of lines) assert.ok(l.val_mae > 0 && Number.isFinite(l.train_loss) && l.images_per_s > 0);
+    for (const l of lines) {
+      assert.ok(l.val_mae > 0 && Number.isFinite(l.train_loss) && l.images_per_s > 0);
+    }
     const weights = decodeSafetensors(await Deno.readFile(`${run}/best.safetensors`));
-    assert.deepEqual(weights.tensors.get("trunk.0.weight")!.shape, [8, 1, 3, 3], "PyTorch conv layout");
+    assert.deepEqual(
+      weights.tensors.get("trunk.0.weight")!.shape,
+      [8, 1, 3, 3],
+      "PyTorch conv layout",
+    );
   },
 });
 
@@ -83,9 +111,23 @@ Deno.test({
   fn: async () => {
     const { root, data, run } = await trainedRun();
     const resumed = `${root}/resumed`;
-    const common = ["--data", data, "--config", "tiny", "--epochs", "2", "--batch", "16", "--out", resumed];
+    const common = [
+      "--data",
+      data,
+      "--config",
+      "tiny",
+      "--epochs",
+      "2",
+      "--batch",
+      "16",
+      "--out",
+      resumed,
+    ];
     // A time limit of a few milliseconds stops the run right after its first step.
-    const first = ok(await task("train", [...common, "--time-limit", "0.00001"], [root]), "first step");
+    const first = ok(
+      await task("train", [...common, "--time-limit", "0.00001"], [root]),
+      "first step",
+    );
     assert.match(first.stdout, /stopped at the time limit/);
     const meta = JSON.parse(await Deno.readTextFile(`${resumed}/last.json`));
     assert.deepEqual([meta.epoch, meta.stepInEpoch, meta.globalStep], [0, 1, 1]);
@@ -103,20 +145,33 @@ Deno.test({
   fn: async () => {
     const { data, run, root } = await trainedRun();
     const out = `${root}/eval`;
-    const r = ok(await task("eval", ["--checkpoint", run, "--data", data, "--out", out, "--json"], [root]), "eval");
+    const r = ok(
+      await task("eval", ["--checkpoint", run, "--data", data, "--out", out, "--json"], [root]),
+      "eval",
+    );
     const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
     assert.equal(summary.n, 96);
-    for (const k of ["mae", "mae_male", "mae_female"]) assert.ok(summary[k] > 0 && summary[k] < 240, k);
+    for (const k of ["mae", "mae_male", "mae_female"]) {
+      assert.ok(summary[k] > 0 && summary[k] < 240, k);
+    }
     const csv = (await Deno.readTextFile(`${out}/predictions.csv`)).trim().split("\n");
     assert.equal(csv[0], "id,sex,true,predicted,error");
     assert.equal(csv.length, 97);
     const mae = csv.slice(1).reduce((s, l) => s + Math.abs(Number(l.split(",")[4])), 0) / 96;
     assert.ok(Math.abs(mae - summary.mae) < 0.01, "the CSV's errors give the printed MAE");
     const html = await Deno.readTextFile(`${out}/report.html`);
-    assert.ok(html.includes("new Chart(") && html.includes("Bland") && !html.includes("<script src="));
-    const val = ok(await task("eval", ["--checkpoint", run, "--split", "val", "--json", "--out", out], [root]), "eval val");
+    assert.ok(
+      html.includes("new Chart(") && html.includes("Bland") && !html.includes("<script src="),
+    );
+    const val = ok(
+      await task("eval", ["--checkpoint", run, "--split", "val", "--json", "--out", out], [root]),
+      "eval val",
+    );
     const best = JSON.parse(await Deno.readTextFile(`${run}/best.json`));
-    assert.ok(Math.abs(JSON.parse(val.stdout.trim().split("\n").at(-1)!).mae - best.valMae) < 0.05, "same val MAE as training");
+    assert.ok(
+      Math.abs(JSON.parse(val.stdout.trim().split("\n").at(-1)!).mae - best.valMae) < 0.05,
+      "same val MAE as training",
+    );
   },
 });
 
@@ -125,21 +180,68 @@ Deno.test({
   name: "predict prints months, years, uncertainty, age difference and a heatmap",
   fn: async () => {
     const { data, run, root } = await trainedRun();
-    const image = `${data}/boneage-training-dataset/${(await Deno.readTextFile(`${data}/boneage-training-dataset.csv`)).split("\n")[1].split(",")[0]}.png`;
+    const image = `${data}/boneage-training-dataset/${
+      (await Deno.readTextFile(`${data}/boneage-training-dataset.csv`)).split("\n")[1].split(",")[0]
+    }.png`;
     const heat = `${root}/heat.png`;
     const r = ok(
-      await task("predict", [image, "--sex", "F", "--age", "100", "--checkpoint", run, "--heatmap", heat, "--json"], [root]),
+      await task("predict", [
+        image,
+        "--sex",
+        "F",
+        "--age",
+        "100",
+        "--checkpoint",
+        run,
+        "--heatmap",
+        heat,
+        "--json",
+      ], [root]),
       "predict",
     );
     const result = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-    assert.ok(result.bone_age_months > 0 && Math.abs(result.bone_age_years - result.bone_age_months / 12) < 0.01);
+    assert.ok(
+      result.bone_age_months > 0 &&
+        Math.abs(result.bone_age_years - result.bone_age_months / 12) < 0.01,
+    );
     assert.ok(Math.abs(result.difference_months - (result.bone_age_months - 100)) < 0.11);
     assert.ok(result.uncertainty_months > 0);
     assert.match(r.stderr, /not a medical device/);
     const png = await Deno.readFile(heat);
     assert.deepEqual([...png.subarray(1, 4)], [80, 78, 71], "a PNG");
-    const text = ok(await task("predict", [image, "--sex", "M", "--checkpoint", run], [root]), "predict text");
-    assert.match(text.stdout, /Bone age: [\d.]+ months \(\d+ years? \d+ months?\), ± [\d.]+ months/);
+    const text = ok(
+      await task("predict", [image, "--sex", "M", "--checkpoint", run], [root]),
+      "predict text",
+    );
+    assert.match(
+      text.stdout,
+      /Bone age: [\d.]+ months \(\d+ years? \d+ months?\), ± [\d.]+ months/,
+    );
+  },
+});
+
+const FULLRES =
+  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset/", import.meta.url).pathname;
+const hasFullres = await Deno.stat(FULLRES).then(() => true, () => false);
+
+Deno.test({
+  ...opts,
+  name: "predict reads full-resolution real radiographs, the palette PNG included",
+  ignore: !hasFullres,
+  fn: async () => {
+    const { run, root } = await trainedRun();
+    for (const id of ["4360", "4533"]) {
+      const r = ok(
+        await task(
+          "predict",
+          [`${FULLRES}${id}.png`, "--sex", "F", "--checkpoint", run, "--json"],
+          [root],
+        ),
+        id,
+      );
+      const months = JSON.parse(r.stdout.trim().split("\n").at(-1)!).bone_age_months;
+      assert.ok(months > 0 && months < 300, `${id}: ${months}`);
+    }
   },
 });
 
@@ -149,14 +251,46 @@ Deno.test({
   fn: async () => {
     const { data, run, root } = await trainedRun();
     const cases: [string, string[], RegExp][] = [
-      ["train", ["--data", data, "--config", "huge", "--out", `${root}/x`], /unknown config "huge": choose one of tiny, small, paper/],
-      ["train", ["--data", data, "--config", "tiny", "--epochs", "0", "--out", `${root}/x`], /--epochs must be an integer >= 1/],
+      [
+        "train",
+        ["--data", data, "--config", "huge", "--out", `${root}/x`],
+        /unknown config "huge": choose one of tiny, small, paper/,
+      ],
+      [
+        "train",
+        ["--data", data, "--config", "tiny", "--epochs", "0", "--out", `${root}/x`],
+        /--epochs must be an integer >= 1/,
+      ],
       ["train", ["--data", `${root}/nowhere`, "--config", "tiny", "--out", `${root}/x`], /nowhere/],
-      ["eval", ["--checkpoint", `${root}/missing-run`, "--data", data], /no checkpoint: .*missing-run\/best\.json does not exist/],
-      ["predict", [`${run}/split.json`, "--sex", "F", "--checkpoint", run], /split\.json is not a PNG or JPEG/],
-      ["predict", [`${data}/boneage-training-dataset.csv`, "--sex", "X", "--checkpoint", run], /--sex must be M or F, got "X"/],
-      ["predict", [`${data}/boneage-training-dataset.csv`, "--sex", "F", "--age", "-5", "--checkpoint", run], /--age must be a number between 0 and 300/],
-      ["predict", [`${root}/none.png`, "--sex", "F", "--checkpoint", run], /cannot read .*none\.png/],
+      [
+        "eval",
+        ["--checkpoint", `${root}/missing-run`, "--data", data],
+        /no checkpoint: .*missing-run\/best\.json does not exist/,
+      ],
+      [
+        "predict",
+        [`${run}/split.json`, "--sex", "F", "--checkpoint", run],
+        /split\.json is not a PNG or JPEG/,
+      ],
+      [
+        "predict",
+        [`${data}/boneage-training-dataset.csv`, "--sex", "X", "--checkpoint", run],
+        /--sex must be M or F, got "X"/,
+      ],
+      ["predict", [
+        `${data}/boneage-training-dataset.csv`,
+        "--sex",
+        "F",
+        "--age",
+        "-5",
+        "--checkpoint",
+        run,
+      ], /--age must be a number between 0 and 300/],
+      [
+        "predict",
+        [`${root}/none.png`, "--sex", "F", "--checkpoint", run],
+        /cannot read .*none\.png/,
+      ],
     ];
     for (const [name, args, pattern] of cases) {
       const r = await task(name, args, [root]);
@@ -179,7 +313,10 @@ Deno.test({
     await Deno.writeTextFile(`${other}/best.json`, JSON.stringify(meta));
     const r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /does not match the "tiny" model: trunk\.0\.weight is \[8,1,3,3\] in the file but \[12,1,3,3\]/);
+    assert.match(
+      r.stderr,
+      /does not match the "tiny" model: trunk\.0\.weight is \[8,1,3,3\] in the file but \[12,1,3,3\]/,
+    );
   },
 });
 
@@ -195,7 +332,11 @@ Deno.test({
     const r = await task("train", [...common, "--epochs", "3", "--resume", "--lr", "1e38"], [root]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /training diverged: the loss is (NaN|Infinity)/);
-    assert.deepEqual(await Deno.readFile(`${dir}/last.safetensors`), before, "last checkpoint untouched");
+    assert.deepEqual(
+      await Deno.readFile(`${dir}/last.safetensors`),
+      before,
+      "last checkpoint untouched",
+    );
   },
 });
 
@@ -206,8 +347,23 @@ Deno.test({
     const { root, data } = await trainedRun();
     const dir = `${root}/interrupted`;
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", `--allow-write=${root}`, "--allow-env", new URL("train.ts", TASKS).pathname,
-        "--data", data, "--config", "tiny", "--batch", "8", "--epochs", "50", "--out", dir],
+      args: [
+        "run",
+        "--allow-read",
+        `--allow-write=${root}`,
+        "--allow-env",
+        new URL("train.ts", TASKS).pathname,
+        "--data",
+        data,
+        "--config",
+        "tiny",
+        "--batch",
+        "8",
+        "--epochs",
+        "50",
+        "--out",
+        dir,
+      ],
       cwd: PROJECT,
       stdout: "piped",
       stderr: "piped",

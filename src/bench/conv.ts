@@ -31,7 +31,6 @@ export interface ConvShape {
 /** Which convolution kernel to time: y = conv(x, w), dx = dL/dx, dw = dL/dw. */
 export type ConvPass = "forward" | "backwardData" | "backwardWeight";
 
-
 /** Result of {@link timeConv}. */
 export interface ConvTiming {
   /** Median milliseconds of one pass. */
@@ -55,7 +54,6 @@ export function convFlops(s: ConvShape): number {
   const { oh, ow } = convOutputSize(s);
   return 2 * s.n * oh * ow * s.cout * s.k * s.k * s.cin;
 }
-
 
 /**
  * Times `pass` of a convolution of shape `s` on random inputs: `warmup` untimed runs, then

@@ -265,7 +265,9 @@ function predict(filter: number, a: number, b: number, c: number): number {
 export function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Uint8Array {
   const stride = 1 + width * 3;
   const raw = new Uint8Array(height * stride);
-  for (let y = 0; y < height; y++) raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * stride + 1);
+  for (let y = 0; y < height; y++) {
+    raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * stride + 1);
+  }
   const ihdr = new Uint8Array(13);
   const view = new DataView(ihdr.buffer);
   view.setUint32(0, width);

@@ -32,7 +32,6 @@ import type { MapShape } from "../timing.ts";
 export type { ConvPass, ConvShape } from "../conv.ts";
 export type { MapShape } from "../timing.ts";
 
-
 /** Starts jax-js' WebGPU backend and makes it the default device; throws if it cannot. */
 export async function setup(): Promise<void> {
   if (typeof navigator === "undefined" || !navigator.gpu) {

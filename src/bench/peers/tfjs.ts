@@ -21,7 +21,6 @@ import type { MapShape } from "../timing.ts";
 export type { ConvPass, ConvShape } from "../conv.ts";
 export type { MapShape } from "../timing.ts";
 
-
 /** Selects tfjs' WebGPU backend; throws with the reason when it cannot start. */
 export async function setup(): Promise<void> {
   if (typeof navigator === "undefined" || !navigator.gpu) {
