@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { mulberry32 } from "./data/util.ts";
 import type { Engine } from "./engine.ts";
 import type { LayerSpec, ModelConfig } from "./models.ts";
 import { trunkOutputShape } from "./models.ts";
@@ -23,14 +24,9 @@ import type { Tensor } from "./tensor.ts";
 
 /** Deterministic normal samples (mulberry32 + Box-Muller) for weight initialization. */
 export function normalSampler(seed: number): () => number {
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
+  const next = mulberry32(seed);
+  // Half a step off zero, so the logarithm below is always finite.
+  const uniform = () => next() + 0.5 / 4294967296;
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 

@@ -20,7 +20,7 @@ import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { maxPool2d } from "../src/ops/pool.ts";
 import { Adam } from "../src/optim.ts";
-import { failWith, parseCommandLine } from "./cli.ts";
+import { parseCommandLine, runTask } from "./cli.ts";
 
 const USAGE = "usage: deno task bench [--json] [--quick]";
 
@@ -341,10 +341,4 @@ async function main(args: string[]): Promise<void> {
   Deno.exit(0); // the peers keep timers alive
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    failWith(err);
-  }
-}
+if (import.meta.main) await runTask(main);

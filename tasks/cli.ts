@@ -78,6 +78,15 @@ export function statusLine(): { update: (line: string) => void; clear: () => voi
   };
 }
 
+/** Runs a task's `main` with the command line, turning any error into {@link failWith}. */
+export async function runTask(main: (args: string[]) => Promise<void>): Promise<void> {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    failWith(err);
+  }
+}
+
 /**
  * `parseArgs` with two fixes for people typing commands: `--age -5` is read as the value -5
  * (so range checks can say what is wrong, instead of "ambiguous argument"), and a parse

@@ -14,7 +14,7 @@ import { readSplit } from "../src/data/split.ts";
 import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
 import { type EpochMetrics, loadCheckpoint, predictMonths, RUN_FILES } from "../src/training.ts";
-import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask } from "./cli.ts";
 
 const USAGE =
   "usage: deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]";
@@ -107,10 +107,4 @@ async function main(args: string[]): Promise<void> {
   engine.destroy();
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    failWith(err);
-  }
-}
+if (import.meta.main) await runTask(main);

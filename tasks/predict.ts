@@ -11,7 +11,7 @@ import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderOcclusionPng } from "../src/occlusion.ts";
 import { loadCheckpoint, predictMonths } from "../src/training.ts";
 import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/wording.ts";
-import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask } from "./cli.ts";
 
 const USAGE =
   "usage: deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]";
@@ -112,10 +112,4 @@ async function main(args: string[]): Promise<void> {
   engine.destroy();
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    failWith(err);
-  }
-}
+if (import.meta.main) await runTask(main);

@@ -15,7 +15,7 @@
 import { decodeGray, letterbox } from "../src/data/image.ts";
 import { getConfig } from "../src/models.ts";
 import { formatTour, runTour, saveTourImages, TOUR_AGE, type TourImage } from "../src/tour.ts";
-import { fail, failWith, numberOption, parseCommandLine } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask } from "./cli.ts";
 import { parseSexOption } from "./predict.ts";
 
 const USAGE = "usage: deno task tour [--image PATH] [--sex M|F] [--age MONTHS] [--save DIR]";
@@ -84,10 +84,4 @@ async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    failWith(err);
-  }
-}
+if (import.meta.main) await runTask(main);

@@ -17,7 +17,7 @@ import { createProgress } from "../src/data/progress.ts";
 import { Engine } from "../src/engine.ts";
 import { getConfig } from "../src/models.ts";
 import { RUN_FILES, trainModel } from "../src/training.ts";
-import { fail, failWith, numberOption, parseCommandLine, statusLine } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask, statusLine } from "./cli.ts";
 
 const USAGE =
   `usage: deno task train [--data DIR] [--config tiny|small|paper] [--epochs N] [--batch B]
@@ -173,10 +173,4 @@ async function main(args: string[]): Promise<void> {
   engine.destroy();
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (err) {
-    failWith(err);
-  }
-}
+if (import.meta.main) await runTask(main);

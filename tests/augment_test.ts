@@ -4,13 +4,13 @@ import {
   drawAugments,
   IDENTITY,
   type ImageAugment,
-  mulberry32,
   packBytes,
   packParams,
   PARAM_HEADER,
   PARAM_STRIDE,
 } from "../src/data/augment.ts";
 import { augmentReference } from "../src/ref/augment.ts";
+import { mulberry32 } from "../src/data/util.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
 import type { Engine } from "../src/engine.ts";
 

@@ -1,18 +1,6 @@
 import { Dropout, dropout } from "../src/ops/dropout.ts";
 import { dropoutForward, dropoutMask } from "../src/ref/dropout.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
-
-function throwsWith(fn: () => unknown, ...parts: string[]): void {
-  let message = "";
-  try {
-    fn();
-  } catch (err) {
-    message = (err as Error).message;
-  }
-  if (!parts.every((p) => message.includes(p))) {
-    throw new Error(`expected an error mentioning ${parts.join(", ")}; got "${message}"`);
-  }
-}
+import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 function sameZeros(got: Float32Array, mask: Float64Array, what: string): void {
   for (let i = 0; i < mask.length; i++) {

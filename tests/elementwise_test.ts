@@ -1,18 +1,6 @@
 import { add, mul, scale } from "../src/ops/elementwise.ts";
 import * as ref from "../src/ref/elementwise.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
-
-function throwsWith(fn: () => unknown, ...parts: string[]): void {
-  let message = "";
-  try {
-    fn();
-  } catch (err) {
-    message = (err as Error).message;
-  }
-  if (!parts.every((p) => message.includes(p))) {
-    throw new Error(`expected an error mentioning ${parts.join(", ")}; got "${message}"`);
-  }
-}
+import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 for (const shape of [[1, 7, 13, 3], [3, 5, 17], [2, 1], [5]]) {
   gpuTest(

@@ -5,6 +5,7 @@
  * @module
  */
 import { Engine } from "../src/engine.ts";
+import { mulberry32 } from "../src/data/util.ts";
 import type { Shape, Tensor } from "../src/tensor.ts";
 import { sizeOf } from "../src/tensor.ts";
 
@@ -27,20 +28,24 @@ export function gpuTest(name: string, fn: (e: Engine) => Promise<void> | void): 
 }
 
 /** Deterministic PRNG (mulberry32) returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+export { mulberry32 as rng } from "../src/data/util.ts";
+
+/** Throws unless `fn` throws an error whose message contains every one of `parts`. */
+export function throwsWith(fn: () => unknown, ...parts: string[]): void {
+  let message = "";
+  try {
+    fn();
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  if (!parts.every((p) => message.includes(p))) {
+    throw new Error(`expected an error mentioning ${parts.join(", ")}; got "${message}"`);
+  }
 }
 
 /** Uniform random values in [lo, hi), never exactly zero. */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let v = lo + (hi - lo) * r();

@@ -1,19 +1,7 @@
 import { add } from "../src/ops/elementwise.ts";
 import { linear, matmul } from "../src/ops/linear.ts";
 import * as ref from "../src/ref/linear.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
-
-function throwsWith(fn: () => unknown, ...parts: string[]): void {
-  let message = "";
-  try {
-    fn();
-  } catch (err) {
-    message = (err as Error).message;
-  }
-  if (!parts.every((p) => message.includes(p))) {
-    throw new Error(`expected an error mentioning ${parts.join(", ")}; got "${message}"`);
-  }
-}
+import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 // [N, In, Out]: odd edges, a single output, and multiples of 4 (the vec4 load paths).
 const cases = [[3, 129, 1], [7, 17, 5], [8, 16, 12], [1, 1, 1], [6, 33, 8], [32, 257, 20]];

@@ -2,21 +2,9 @@ import { Adam, type AdamOptions } from "../src/optim.ts";
 import { AdamRef } from "../src/ref/optim.ts";
 import type { Engine } from "../src/engine.ts";
 import type { Tensor } from "../src/tensor.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
+import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 const SHAPES = [[3, 5], [7], [1], [2, 3, 3, 5]];
-
-function throwsWith(fn: () => unknown, ...parts: string[]): void {
-  let message = "";
-  try {
-    fn();
-  } catch (err) {
-    message = (err as Error).message;
-  }
-  if (!parts.every((p) => message.includes(p))) {
-    throw new Error(`expected an error mentioning ${parts.join(", ")}; got "${message}"`);
-  }
-}
 
 function setup(e: Engine) {
   const params = SHAPES.map((s, i) => randomTensor(e, s, 100 + i));

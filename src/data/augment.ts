@@ -22,6 +22,7 @@
  */
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
+import { mulberry32 } from "./util.ts";
 
 /** f32 slots before the per-image parameters: mean, std, count, unused. */
 export const PARAM_HEADER = 4;
@@ -88,18 +89,6 @@ export const IDENTITY: ImageAugment = Object.freeze({
   contrast: 1,
   gamma: 1,
 });
-
-/** Deterministic PRNG (mulberry32) returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Mixes integer keys into one 32-bit seed (murmur3's finalizer after each key), so nearby

@@ -22,7 +22,8 @@
  */
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { Augmenter, type AugmentRanges, hashSeed, mulberry32, packedWords } from "./augment.ts";
+import { Augmenter, type AugmentRanges, hashSeed, packedWords } from "./augment.ts";
+import { mulberry32 } from "./util.ts";
 import type { ImageSet } from "./dataset.ts";
 
 /** How a {@link Loader} batches, augments and normalizes. */
