@@ -111,9 +111,13 @@ export function getConfig(name: string): ModelConfig {
   return config;
 }
 
-/** Output [height, width, channels] of the trunk for `config`, following every layer. */
-export function trunkOutputShape(config: ModelConfig): [number, number, number] {
+/**
+ * [height, width, channels] entering each trunk layer, following every layer; the extra last
+ * entry is the trunk's output.
+ */
+export function trunkShapes(config: ModelConfig): [number, number, number][] {
   let [h, w, c] = [config.inputHeight, config.inputWidth, 1];
+  const shapes: [number, number, number][] = [[h, w, c]];
   for (const layer of config.trunk) {
     if (layer.type === "conv") {
       h = h + 2 * layer.padding - layer.kernel + 1;
@@ -123,6 +127,12 @@ export function trunkOutputShape(config: ModelConfig): [number, number, number] 
       h = Math.floor((h - layer.kernel) / layer.stride) + 1;
       w = Math.floor((w - layer.kernel) / layer.stride) + 1;
     }
+    shapes.push([h, w, c]);
   }
-  return [h, w, c];
+  return shapes;
+}
+
+/** Output [height, width, channels] of the trunk for `config`. */
+export function trunkOutputShape(config: ModelConfig): [number, number, number] {
+  return trunkShapes(config).at(-1)!;
 }

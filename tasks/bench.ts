@@ -14,7 +14,7 @@ import { randomTensor, timeRecorded } from "../src/bench/timing.ts";
 import * as jaxjs from "../src/bench/peers/jaxjs.ts";
 import * as tfjs from "../src/bench/peers/tfjs.ts";
 import { Engine } from "../src/engine.ts";
-import { getConfig, type ModelConfig } from "../src/models.ts";
+import { getConfig, type ModelConfig, trunkShapes } from "../src/models.ts";
 import { BoneAgeNet } from "../src/nn.ts";
 import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
@@ -43,29 +43,12 @@ type Peer = typeof tfjs | typeof jaxjs;
 
 /** The conv layers of `config` at batch `n`, in order, as benchmark shapes. */
 function convShapes(config: ModelConfig, n: number): ConvShape[] {
-  const shapes: ConvShape[] = [];
-  let [h, w, c] = [config.inputHeight, config.inputWidth, 1];
-  for (const layer of config.trunk) {
-    if (layer.type === "conv") {
-      shapes.push({
-        n,
-        h,
-        w,
-        cin: c,
-        cout: layer.channels,
-        k: layer.kernel,
-        stride: 1,
-        pad: layer.padding,
-      });
-      h = h + 2 * layer.padding - layer.kernel + 1;
-      w = w + 2 * layer.padding - layer.kernel + 1;
-      c = layer.channels;
-    } else if (layer.type === "maxpool") {
-      h = Math.floor((h - layer.kernel) / layer.stride) + 1;
-      w = Math.floor((w - layer.kernel) / layer.stride) + 1;
-    }
-  }
-  return shapes;
+  const shapes = trunkShapes(config);
+  return config.trunk.flatMap((layer, i) => {
+    if (layer.type !== "conv") return [];
+    const [h, w, cin] = shapes[i];
+    return [{ n, h, w, cin, cout: layer.channels, k: layer.kernel, stride: 1, pad: layer.padding }];
+  });
 }
 
 const showConv = (s: ConvShape) => `${s.n}x${s.h}x${s.w}x${s.cin}→${s.cout} k${s.k}`;
