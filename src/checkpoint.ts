@@ -41,6 +41,8 @@ export interface CheckpointMeta {
   valMae: number;
   /** Best validation MAE so far in this run. */
   bestValMae: number;
+  /** Seconds of training (steps, validation, checkpoints) so far, over all resumed parts. */
+  trainSeconds?: number;
   /** The command-line settings of the run (seed, lr, batch, epochs ...). */
   settings: Record<string, unknown>;
 }

@@ -11,7 +11,7 @@
 import { type CheckpointMeta, type Normalization, writeAtomic } from "./checkpoint.ts";
 import { loadModelWeights, modelToSafetensors } from "./checkpoint.ts";
 import type { ImageSet } from "./data/dataset.ts";
-import type { AugmentRanges } from "./data/augment.ts";
+import { type AugmentRanges, DEFAULT_RANGES } from "./data/augment.ts";
 import { Loader } from "./data/loader.ts";
 import { type Split } from "./data/split.ts";
 import type { Engine } from "./engine.ts";
@@ -32,7 +32,11 @@ export interface TrainSettings {
   lr: number;
   /** Seed of initialization, split, order, augmentation and dropout. */
   seed: number;
-  /** Stop (after saving `last`) once this many minutes have passed; 0 for no limit. */
+  /**
+   * Training budget in minutes (0: none). The cosine decay then follows the clock as well as
+   * the steps, so the learning rate anneals by the deadline whatever the machine's speed;
+   * training stops in time to validate and save.
+   */
   timeLimitMinutes: number;
   /** The data folder (recorded so `eval --split val` finds the same images). */
   data: string;
@@ -54,21 +58,33 @@ export interface EpochMetrics {
   seconds: number;
   /** Training images per second. */
   images_per_s: number;
+  /** Present (true) when the time limit ended the epoch early. */
+  partial?: boolean;
 }
 
-/** Warm-up of 2% of the steps, then cosine decay to 1% of the peak. */
-export function learningRate(peak: number, step: number, totalSteps: number): number {
+/**
+ * Warm-up of 2% of the steps, then cosine decay to 1% of the peak. `timeFraction` (the part of
+ * a time budget used, 0 without one) moves the decay on when the clock runs ahead of the
+ * steps, so a slow machine still anneals before its deadline.
+ */
+export function learningRate(
+  peak: number,
+  step: number,
+  totalSteps: number,
+  timeFraction = 0,
+): number {
   const warmup = Math.max(1, Math.round(totalSteps * 0.02));
   if (step < warmup) return peak * (step + 1) / warmup;
-  const t = Math.min(1, (step - warmup) / Math.max(1, totalSteps - warmup));
+  const byStep = (step - warmup) / Math.max(1, totalSteps - warmup);
+  const t = Math.min(1, Math.max(byStep, timeFraction));
   return peak * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
 
-/** Test-time augmentation: milder than training (half the geometric ranges, no exposure). */
+/** Test-time augmentation: the training ranges' geometry, no exposure changes. */
 export const TTA_RANGES: AugmentRanges = {
-  rotationDeg: 7.5,
-  shift: 0.025,
-  scale: 0.05,
+  rotationDeg: DEFAULT_RANGES.rotationDeg,
+  shift: DEFAULT_RANGES.shift,
+  scale: DEFAULT_RANGES.scale,
   brightness: 0,
   contrast: [1, 1],
   gamma: [1, 1],
@@ -262,7 +278,7 @@ export interface TrainResult {
   epochs: number;
   /** Best validation MAE in months. */
   bestValMae: number;
-  /** Why training stopped. */
+  /** Why training stopped: all epochs done, the time budget spent, or Ctrl-C. */
   stopped: "done" | "time-limit" | "interrupted";
   /** Training images per second over the whole run (steps only). */
   imagesPerSecond: number;
@@ -280,6 +296,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   let skipSteps = 0;
   let globalStep = 0;
   let bestValMae = Infinity;
+  let secondsBefore = 0;
   if (job.resume) {
     const meta = await readCheckpointMeta(runDir, "last");
     if (meta.config.name !== config.name) {
@@ -297,6 +314,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     skipSteps = meta.stepInEpoch;
     globalStep = meta.globalStep;
     bestValMae = meta.bestValMae ?? Infinity;
+    secondsBefore = meta.trainSeconds ?? 0;
   }
   const loaderOptions = {
     pixelMean: norm.pixelMean,
@@ -315,7 +333,15 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   const totalSteps = stepsPerEpoch * settings.epochs;
   const valTruth = Float32Array.from(split.val, (i) => set.boneage[i]);
   const started = performance.now();
+  // The time budget covers training, validation and checkpoints; the steps stop `reserve`
+  // seconds early to leave time for the last validation (estimated until one is measured).
+  const budget = settings.timeLimitMinutes * 60;
+  let reserve = budget > 0 ? split.val.length / 20 : 0;
+  const trainSeconds = () => secondsBefore + (performance.now() - started) / 1000;
+  const timeFraction = () =>
+    budget <= 0 ? 0 : budget <= reserve ? 1 : trainSeconds() / (budget - reserve);
   let stepSeconds = 0;
+  let lr = settings.lr;
   let imagesTrained = 0;
   let stopped: TrainResult["stopped"] = "done";
   let completedEpochs = startEpoch;
@@ -329,6 +355,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     globalStep,
     valMae,
     bestValMae,
+    trainSeconds: trainSeconds(),
     settings: { ...settings },
   });
 
@@ -339,6 +366,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     let epochLoss = 0;
     let epochLossSteps = 0;
     let step = 0;
+    const firstStep = skipSteps;
     let interruptedAt = -1;
     const readLoss = async () => {
       if (!lossSum) return;
@@ -361,7 +389,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
         step++;
         continue;
       }
-      const lr = learningRate(settings.lr, globalStep, totalSteps);
+      lr = learningRate(settings.lr, globalStep, totalSteps, timeFraction());
       const previousSum: Tensor | null = lossSum;
       lossSum = e.tidy(() => {
         const pred = model.forward(batch.images, batch.male, true, globalStep);
@@ -381,7 +409,10 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
         const elapsed = (performance.now() - stepTimer) / 1000;
         const done = step - skipSteps;
         const rate = done * settings.batch / elapsed;
-        const eta = (stepsPerEpoch - step) * elapsed / done;
+        const epochEta = (stepsPerEpoch - step) * elapsed / done;
+        const eta = budget > 0
+          ? Math.min(epochEta, Math.max(0, budget - reserve - trainSeconds()))
+          : epochEta;
         job.onProgress?.(
           progressLine(
             epoch + 1,
@@ -394,8 +425,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
           ),
         );
       }
-      const overTime = settings.timeLimitMinutes > 0 &&
-        (performance.now() - started) / 60000 >= settings.timeLimitMinutes;
+      const overTime = timeFraction() >= 1;
       if (job.shouldStop?.() || overTime) {
         stopped = overTime ? "time-limit" : "interrupted";
         interruptedAt = step;
@@ -405,25 +435,33 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     await readLoss();
     stepSeconds += (performance.now() - stepTimer) / 1000;
     skipSteps = 0;
-    if (interruptedAt >= 0 && interruptedAt < stepsPerEpoch) {
+    const partial = interruptedAt >= 0 && interruptedAt < stepsPerEpoch;
+    if (partial && stopped === "interrupted") {
       await saveCheckpoint(runDir, "last", model, meta(epoch, interruptedAt, NaN), optimizer);
       break;
     }
+    // A time-limited run validates its last, partial epoch too: its learning rate has annealed.
+    const validationStart = performance.now();
     const predicted = await predictMonths(model, set, split.val, norm);
     const valMae = meanAbsoluteError(predicted, valTruth);
     const improved = valMae < bestValMae;
     if (improved) bestValMae = valMae;
-    await saveCheckpoint(runDir, "last", model, meta(epoch + 1, 0, valMae), optimizer);
-    if (improved) await saveCheckpoint(runDir, "best", model, meta(epoch + 1, 0, valMae));
+    const [doneEpochs, stepInEpoch] = partial ? [epoch, interruptedAt] : [epoch + 1, 0];
+    await saveCheckpoint(runDir, "last", model, meta(doneEpochs, stepInEpoch, valMae), optimizer);
+    if (improved) {
+      await saveCheckpoint(runDir, "best", model, meta(doneEpochs, stepInEpoch, valMae));
+    }
+    reserve = 1.5 * (performance.now() - validationStart) / 1000;
     const seconds = (performance.now() - epochStart) / 1000;
     const metrics: EpochMetrics = {
       epoch: epoch + 1,
       train_loss: epochLoss / epochLossSteps,
       train_mae_months: epochLoss / epochLossSteps * norm.ageStd,
       val_mae: valMae,
-      lr: learningRate(settings.lr, globalStep - 1, totalSteps),
+      lr,
       seconds,
-      images_per_s: (step * settings.batch) / seconds,
+      images_per_s: ((step - firstStep) * settings.batch) / seconds,
+      ...(partial ? { partial: true } : {}),
     };
     await Deno.writeTextFile(`${runDir}/${RUN_FILES.metrics}`, JSON.stringify(metrics) + "\n", {
       append: true,

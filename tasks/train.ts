@@ -5,6 +5,9 @@
  *                     [--seed 0] [--out runs/small] [--resume] [--time-limit MINUTES] [--strict]
  *
  * With no `--data` it uses `data/`, generating a synthetic set there first when it holds none.
+ * `--time-limit MINUTES` is a budget: the cosine decay follows the clock as well as the steps,
+ * and training stops in time to validate and save, so `--epochs` becomes an upper bound. A run
+ * with a time limit depends on the machine's speed; one without is reproducible step for step.
  *
  * @module
  */
@@ -158,7 +161,7 @@ async function main(args: string[]): Promise<void> {
   status.clear();
   const how = {
     done: "finished",
-    "time-limit": "stopped at the time limit",
+    "time-limit": "used its time limit",
     interrupted: "interrupted",
   }[result.stopped];
   console.log(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   Augmenter,
+  DEFAULT_RANGES,
   drawAugments,
   IDENTITY,
   type ImageAugment,
@@ -138,14 +139,22 @@ Deno.test("params are seeded: same seed and step give the same params, others di
 Deno.test("random params stay inside the documented ranges", () => {
   const augs = drawAugments(3, 0, 2000, true, 100);
   const within = (v: number, lo: number, hi: number) => v >= lo && v <= hi;
+  const r = DEFAULT_RANGES;
+  const rad = r.rotationDeg * Math.PI / 180;
   for (const a of augs) {
-    assert(within(a.rotation, -Math.PI / 12, Math.PI / 12));
-    assert(within(a.shiftX, -5, 5) && within(a.shiftY, -5, 5));
-    assert(within(a.scale, 0.9, 1.1));
-    assert(within(a.brightness, -0.1, 0.1));
-    assert(within(a.contrast, 0.8, 1.2));
-    assert(within(a.gamma, 0.8, 1.25));
+    assert(within(a.rotation, -rad, rad));
+    assert(within(a.shiftX, -100 * r.shift, 100 * r.shift));
+    assert(within(a.shiftY, -100 * r.shift, 100 * r.shift));
+    assert(within(a.scale, 1 - r.scale, 1 + r.scale));
+    assert(within(a.brightness, -r.brightness, r.brightness));
+    assert(within(a.contrast, ...r.contrast));
+    assert(within(a.gamma, ...r.gamma));
   }
+  // And they fill them: 2000 uniform draws come within 1% of each end.
+  const rotations = augs.map((a) => a.rotation);
+  assert(Math.max(...rotations) > 0.99 * rad && Math.min(...rotations) < -0.99 * rad);
+  const scales = augs.map((a) => a.scale);
+  assert(Math.max(...scales) > 1 + 0.99 * r.scale && Math.min(...scales) < 1 - 0.99 * r.scale);
   // Gamma is log-uniform, so about half the draws brighten and half darken.
   const below = augs.filter((a) => a.gamma < 1).length / augs.length;
   assert(within(below, 0.45, 0.55), `gamma < 1 in ${below} of draws`);

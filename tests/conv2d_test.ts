@@ -69,6 +69,9 @@ const CASES: Case[] = [
 const GPU_PATH_CASES: Case[] = [
   c(2, 7, 13, 8, 12, 3, 1, 1, true),
   c(1, 5, 6, 3, 4, 3, 1, 0, false),
+  c(3, 8, 9, 5, 7, 1, 1, 0, true),
+  c(2, 9, 11, 3, 6, 5, 1, 2, false),
+  c(1, 7, 13, 8, 4, 3, 2, 1, false),
 ];
 
 for (
@@ -196,6 +199,15 @@ Deno.test("conv2dPrograms names the kernels that compute each pass", () => {
   if (first.forward.kernel !== "conv2d_rows_scalar.wgsl") throw new Error(first.forward.kernel);
   const gpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 }, false);
   if (gpu.forward.kernel !== "conv2d_forward_generic.wgsl") throw new Error(gpu.forward.kernel);
+  // dL/dx of a stride-1 conv is a forward conv of dy with flipped weights; with a stride it
+  // needs the generic dL/dx kernel.
+  if (kernels(gpu.backwardData) !== "conv2d_flip_weights.wgsl conv2d_forward_generic.wgsl") {
+    throw new Error(kernels(gpu.backwardData));
+  }
+  const strided = conv2dPrograms([4, 9, 9, 8], [3, 3, 8, 8], { stride: 2, padding: 1 }, false);
+  if (kernels(strided.backwardData) !== "conv2d_backward_data_generic.wgsl") {
+    throw new Error(kernels(strided.backwardData));
+  }
   // One invocation per output element, 64 per workgroup.
   if (gpu.forward.dispatch[0] * gpu.forward.dispatch[1] < 32 * 96 * 96 * 16 / 64) {
     throw new Error(`dispatch ${gpu.forward.dispatch}`);

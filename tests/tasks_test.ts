@@ -128,9 +128,19 @@ Deno.test({
       await task("train", [...common, "--time-limit", "0.00001"], [root]),
       "first step",
     );
-    assert.match(first.stdout, /stopped at the time limit/);
+    assert.match(first.stdout, /used its time limit/);
     const meta = JSON.parse(await Deno.readTextFile(`${resumed}/last.json`));
     assert.deepEqual([meta.epoch, meta.stepInEpoch, meta.globalStep], [0, 1, 1]);
+    // A time-limited run validates its last, partial epoch and keeps it as `best`.
+    const metrics = (await Deno.readTextFile(`${resumed}/metrics.jsonl`)).trim().split("\n");
+    assert.equal(metrics.length, 1);
+    const partial = JSON.parse(metrics[0]);
+    assert.equal(partial.partial, true);
+    assert.ok(partial.val_mae > 0 && Number.isFinite(partial.val_mae), "validated");
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${resumed}/best.json`)).valMae,
+      partial.val_mae,
+    );
     ok(await task("train", [...common, "--resume"], [root]), "resume");
     const a = decodeSafetensors(await Deno.readFile(`${run}/last.safetensors`)).tensors;
     const b = decodeSafetensors(await Deno.readFile(`${resumed}/last.safetensors`)).tensors;

@@ -12,11 +12,11 @@
  * Photometry works on `v = u8 / 255`: `v = clamp((v - 0.5) * contrast + 0.5 + brightness,
  * 0, 1) ^ gamma`, then `(v - mean) / std` with the data set's pixel statistics.
  *
- * Random ranges ({@link DEFAULT_RANGES}): rotation uniform in ±15°, shift uniform in ±5 % of
- * the side on each axis, scale uniform in 1 ± 0.1, brightness uniform in ±0.1, contrast
- * uniform in [0.8, 1.2], gamma log-uniform in [0.8, 1.25] (symmetric about 1 in log space,
- * since 0.8 = 1 / 1.25). Evaluation uses {@link IDENTITY}, which reproduces
- * `(u8 / 255 - mean) / std` exactly.
+ * Random ranges ({@link DEFAULT_RANGES}): rotation uniform in ±7.5°, shift uniform in ±2.5 % of
+ * the side on each axis, scale uniform in 1 ± 0.05, brightness uniform in ±0.05, contrast
+ * uniform in [0.9, 1.1], gamma log-uniform in [0.9, 1 / 0.9] (symmetric about 1 in log
+ * space). The kernel takes any ranges (its tests use ±15° and larger); evaluation uses
+ * {@link IDENTITY}, which reproduces `(u8 / 255 - mean) / std` exactly.
  *
  * @module
  */
@@ -51,14 +51,19 @@ export interface AugmentRanges {
   gamma: readonly [number, number];
 }
 
-/** The ranges of the brief: ±15°, ±5 %, ±10 %, ±0.1, 0.8..1.2, 0.8..1.25. */
+/**
+ * The training ranges: half of the data brief's ±15°, ±5 %, ±10 %, ±0.1, 0.8..1.2, 0.8..1.25.
+ * A short run is short of training, not of data (its training MAE stays above the validation
+ * MAE), and in an A/B on the real 100 px set (two 14-minute time-budgeted runs side by side,
+ * README) the halved ranges reached a validation MAE of 24.2 months against 25.2.
+ */
 export const DEFAULT_RANGES: AugmentRanges = {
-  rotationDeg: 15,
-  shift: 0.05,
-  scale: 0.1,
-  brightness: 0.1,
-  contrast: [0.8, 1.2],
-  gamma: [0.8, 1.25],
+  rotationDeg: 7.5,
+  shift: 0.025,
+  scale: 0.05,
+  brightness: 0.05,
+  contrast: [0.9, 1.1],
+  gamma: [0.9, 1 / 0.9],
 };
 
 /** One image's augmentation, in human units (the forward transform). */

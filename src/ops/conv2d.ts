@@ -14,7 +14,8 @@
  * - anything else, and every shape on real GPUs (the rows kernels hold ~1000 floats per
  *   invocation, which a GPU would spill): `conv2d_forward_generic.wgsl`,
  *   `conv2d_backward_data_generic.wgsl` and `conv2d_backward_weight_generic.wgsl`
- *   (+ `sumMiddle`), one invocation per output element.
+ *   (+ `sumMiddle`), one invocation per output element. On GPUs, dL/dx of a stride-1 square
+ *   kernel is the flipped-weight trick again, with the generic forward kernel.
  * The bias gradient is `sumMiddle(dy)` over all output pixels.
  *
  * @module
@@ -168,9 +169,18 @@ function shapeConstants(g: Conv2dGeometry): Record<string, number> {
   };
 }
 
-/** dL/dx: [flip the weights, rows kernel over dy] or [generic kernel]. */
+/**
+ * dL/dx. A stride-1 convolution with a square kernel and P <= K - 1 has as its dL/dx the
+ * forward convolution of dy with the flipped, transposed weights and padding K - 1 - P, so
+ * it runs as [flip the weights, forward kernel over dy]: the rows kernel on CPU adapters, and
+ * on GPUs the generic forward kernel, which is several times faster there than the generic
+ * dL/dx kernel (one invocation per dx element gathering over the window). Anything else (a
+ * stride, or CPU-adapter shapes the rows kernel cannot take) uses the generic dL/dx kernel.
+ */
 function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] {
-  if (fastPath(g, cpuAdapter) && g.Cin % 4 === 0 && g.P <= 2) {
+  const transposable = g.S === 1 && g.KH === g.KW && g.P <= g.KH - 1;
+  const rows = fastPath(g, cpuAdapter) && g.Cin % 4 === 0 && g.P <= 2;
+  if (transposable && (rows || !cpuAdapter)) {
     const size = g.KH * g.KW * g.Cin * g.Cout;
     const flip: Launch = {
       program: {
@@ -179,8 +189,20 @@ function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] 
         dispatch: grid(size),
       },
     };
-    // The transposed convolution reads dy with padding KH - 1 - P and produces H x W.
-    return [flip, rowsLaunch(g.N, g.OH, g.OW, g.Cout, g.Cin, g.KH - 1 - g.P, false)];
+    // The transposed convolution reads dy with padding K - 1 - P and produces H x W.
+    const pad = g.KH - 1 - g.P;
+    if (rows) return [flip, rowsLaunch(g.N, g.OH, g.OW, g.Cout, g.Cin, pad, false)];
+    const transposed: Conv2dGeometry = {
+      ...g,
+      H: g.OH,
+      W: g.OW,
+      Cin: g.Cout,
+      Cout: g.Cin,
+      P: pad,
+      OH: g.H,
+      OW: g.W,
+    };
+    return [flip, forwardLaunch(transposed, false, cpuAdapter)];
   }
   return [{
     program: {
@@ -239,7 +261,7 @@ function backwardWeightLaunch(
 export interface Conv2dPrograms {
   /** Computes y (one dispatch). */
   forward: Program;
-  /** Computes dL/dx (weight flip + rows kernel, or the generic kernel). */
+  /** Computes dL/dx (weight flip + a forward kernel over dy, or the generic dL/dx kernel). */
   backwardData: Program[];
   /**
    * Computes dL/dw partial sums; `sumMiddle` (reduce_sum*.wgsl) then adds up the partial sums

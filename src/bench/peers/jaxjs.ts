@@ -25,9 +25,8 @@ import {
   valueAndGrad,
   vjp,
 } from "@jax-js/jax";
-import { median } from "../peak.ts";
 import type { ConvPass, ConvShape } from "../conv.ts";
-import type { MapShape } from "../timing.ts";
+import { calibrateRepeats, type MapShape, median } from "../timing.ts";
 
 export type { ConvPass, ConvShape } from "../conv.ts";
 export type { MapShape } from "../timing.ts";
@@ -54,16 +53,24 @@ function random(shape: number[], scale = 1): Array {
   return np.array(data, { shape });
 }
 
-/** Calls `step` once to warm up (and compile), then `repeats` times; the median ms. */
+/**
+ * Calls `step` once to warm up (and compile), then times `repeats` batches of `copies` calls
+ * that wait for every result; `copies` grows as in our own timing ({@link calibrateRepeats}).
+ * The median ms per call.
+ */
 async function timeCalls(step: () => Array, repeats: number): Promise<number> {
-  const times: number[] = [];
-  for (let r = -1; r < Math.max(1, repeats); r++) {
+  const batch = async (copies: number) => {
     const t0 = performance.now();
-    const y = step();
-    await y.blockUntilReady();
-    if (r >= 0) times.push(performance.now() - t0);
-    y.dispose();
-  }
+    const ys: Array[] = [];
+    for (let i = 0; i < copies; i++) ys.push(step());
+    await Promise.all(ys.map((y) => y.blockUntilReady()));
+    for (const y of ys) y.dispose();
+    return performance.now() - t0;
+  };
+  await batch(1);
+  const copies = await calibrateRepeats(1, batch);
+  const times: number[] = [];
+  for (let r = 0; r < Math.max(1, repeats); r++) times.push(await batch(copies) / copies);
   return median(times);
 }
 

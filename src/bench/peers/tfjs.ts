@@ -14,9 +14,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
-import { median } from "../peak.ts";
 import type { ConvPass, ConvShape } from "../conv.ts";
-import type { MapShape } from "../timing.ts";
+import { calibrateRepeats, type MapShape, median } from "../timing.ts";
 
 export type { ConvPass, ConvShape } from "../conv.ts";
 export type { MapShape } from "../timing.ts";
@@ -53,16 +52,24 @@ async function settle(t: tf.Tensor): Promise<void> {
   one.dispose();
 }
 
-/** Runs `op` once to warm up, then `repeats` times; the median ms of op + settle. */
+/**
+ * Runs `op` once to warm up, then `repeats` timed batches of `copies` calls that end with one
+ * settle (the queue runs in order, so the last result's arrival means all are done); `copies`
+ * grows as in our own timing ({@link calibrateRepeats}). The median ms per call.
+ */
 async function timeOp(op: () => tf.Tensor, repeats: number): Promise<number> {
-  const times: number[] = [];
-  for (let r = -1; r < Math.max(1, repeats); r++) {
+  const batch = async (copies: number) => {
     const t0 = performance.now();
+    for (let i = 1; i < copies; i++) op().dispose();
     const y = op();
     await settle(y);
-    if (r >= 0) times.push(performance.now() - t0);
     y.dispose();
-  }
+    return performance.now() - t0;
+  };
+  await batch(1);
+  const copies = await calibrateRepeats(1, batch);
+  const times: number[] = [];
+  for (let r = 0; r < Math.max(1, repeats); r++) times.push(await batch(copies) / copies);
   return median(times);
 }
 

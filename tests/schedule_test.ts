@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { learningRate } from "../src/training.ts";
+
+const close = (a: number, b: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+
+Deno.test("learning rate: linear warm-up over 2% of the steps, cosine decay to 1% of the peak", () => {
+  const total = 1000; // warm-up is 20 steps
+  close(learningRate(0.002, 0, total), 0.002 / 20, "first step");
+  close(learningRate(0.002, 19, total), 0.002, "end of warm-up");
+  close(learningRate(0.002, 20 + 490, total), 0.002 * (0.01 + 0.99 * 0.5), "half-way");
+  close(learningRate(0.002, total, total), 0.002 * 0.01, "end");
+  for (let s = 21; s < total; s++) {
+    assert.ok(learningRate(1, s, total) < learningRate(1, s - 1, total), `decreasing at ${s}`);
+  }
+});
+
+Deno.test("learning rate: a time budget that runs ahead of the steps moves the decay on", () => {
+  const total = 1000;
+  // 10% of the steps done but 90% of the time used: the rate is the one at 90% of the decay.
+  close(learningRate(1, 20 + 98, total, 0.9), learningRate(1, 20 + 882, total), "clock ahead");
+  // The clock behind the steps changes nothing.
+  close(learningRate(1, 800, total, 0.1), learningRate(1, 800, total), "clock behind");
+  // Out of time: the floor; warm-up still goes by steps.
+  close(learningRate(1, 100, total, 1.5), 0.01, "out of time");
+  close(learningRate(1, 5, total, 0.5), 6 / 20, "warm-up");
+});
