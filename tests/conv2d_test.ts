@@ -60,6 +60,7 @@ const CASES: Case[] = [
   c(1, 7, 13, 5, 3, 3, 1, 1, true),
   c(2, 7, 13, 3, 5, 5, 2, 1, false),
   c(3, 8, 9, 4, 8, 1, 1, 0, true),
+  c(2, 5, 7, 7, 5, 1, 1, 0, false),
   c(1, 7, 13, 8, 4, 3, 2, 1, false),
   c(2, 6, 7, 1, 17, 3, 2, 0, true),
 ];
@@ -203,6 +204,12 @@ Deno.test("conv2dPrograms names the kernels that compute each pass", () => {
   // needs the generic dL/dx kernel.
   if (kernels(gpu.backwardData) !== "conv2d_flip_weights.wgsl conv2d_forward_generic.wgsl") {
     throw new Error(kernels(gpu.backwardData));
+  }
+  // A 1x1 stride-1 conv is a matrix product on every adapter.
+  for (const cpuAdapter of [true, false]) {
+    const pw = conv2dPrograms([4, 9, 9, 32], [1, 1, 32, 16], {}, cpuAdapter);
+    const all = kernels([pw.forward, ...pw.backwardData, ...pw.backwardWeight]);
+    if (all !== "matmul.wgsl matmul.wgsl matmul.wgsl") throw new Error(all);
   }
   const strided = conv2dPrograms([4, 9, 9, 8], [3, 3, 8, 8], { stride: 2, padding: 1 }, false);
   if (kernels(strided.backwardData) !== "conv2d_backward_data_generic.wgsl") {

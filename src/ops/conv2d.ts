@@ -4,6 +4,9 @@
  * CPU twin: `src/ref/conv2d.ts`.
  *
  * Kernels, chosen per shape by {@link conv2dPrograms}:
+ * - 1x1 stride-1 unpadded convolutions (the `paper` model's) on every adapter: `matmul.wgsl`,
+ *   since NHWC makes them a product of a `[pixels, Cin]` and a `[Cin, Cout]` matrix
+ *   (dL/dx and dL/dw are its transposed variants).
  * - on CPU adapters (lavapipe), 3x3 stride-1 convolutions (every conv of the `small` model)
  *   whose output channels are a multiple of 4: the generated "rows" kernels
  *   `conv2d_rows_vec4.wgsl` / `conv2d_rows_scalar.wgsl` (input channels a multiple of 4, or
@@ -23,6 +26,7 @@
 import { type Engine, grid, type Program } from "../engine.ts";
 import { assertRank, type Shape, showShape, type Tensor } from "../tensor.ts";
 import { CONV_KERNEL_VARIANTS, type ConvKernelVariant, ROWS_WG } from "./conv2d_kernels.ts";
+import { matmulProgram } from "./linear.ts";
 import { sumMiddle } from "./reduce.ts";
 
 /** Stride and zero padding, the same along both spatial axes. */
@@ -92,7 +96,23 @@ export function conv2dGeometry(
 interface Launch {
   program: Program;
   params?: Uint32Array;
+  /** Maps the convolution's bindings (e.g. `[x, w, bias, y]`) to the kernel's, if they differ. */
+  bind?: <T>(bindings: T[]) => T[];
 }
+
+/**
+ * A 1x1 stride-1 unpadded convolution is a matrix product over the `N * H * W` pixels (NHWC
+ * makes `x` a `[pixels, Cin]` matrix and HWIO makes `w` a `[Cin, Cout]` one), so it runs on the
+ * register-tiled `matmul.wgsl` on every adapter.
+ */
+function pointwise(g: Conv2dGeometry): boolean {
+  return g.KH === 1 && g.KW === 1 && g.S === 1 && g.P === 0;
+}
+
+/** `matmul.wgsl` takes `[A, A, B, B, bias, C]`: from the forward pass's `[x, w, bias, y]`. */
+const withBias = <T>([a, b, bias, c]: T[]): T[] => [a, a, b, b, bias, c];
+/** ... and from the backward passes' `[A, B, C]` (the unread bias slot holds A). */
+const noBias = <T>([a, b, c]: T[]): T[] => [a, a, b, b, a, c];
 
 const variant = (file: string): ConvKernelVariant =>
   CONV_KERNEL_VARIANTS.find((v) => v.file === file)!;
@@ -140,6 +160,12 @@ function rowsLaunch(
 }
 
 function forwardLaunch(g: Conv2dGeometry, hasBias: boolean, cpuAdapter: boolean): Launch {
+  if (pointwise(g)) {
+    return {
+      program: matmulProgram(g.N * g.H * g.W, g.Cout, g.Cin, false, false, hasBias),
+      bind: withBias,
+    };
+  }
   if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
     return rowsLaunch(g.N, g.H, g.W, g.Cin, g.Cout, g.P, hasBias);
   }
@@ -178,6 +204,13 @@ function shapeConstants(g: Conv2dGeometry): Record<string, number> {
  * stride, or CPU-adapter shapes the rows kernel cannot take) uses the generic dL/dx kernel.
  */
 function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] {
+  if (pointwise(g)) {
+    // dx [pixels, Cin] = dy [pixels, Cout] @ w^T, w stored [Cin, Cout].
+    return [{
+      program: matmulProgram(g.N * g.H * g.W, g.Cin, g.Cout, false, true, false),
+      bind: noBias,
+    }];
+  }
   const transposable = g.S === 1 && g.KH === g.KW && g.P <= g.KH - 1;
   const rows = fastPath(g, cpuAdapter) && g.Cin % 4 === 0 && g.P <= 2;
   if (transposable && (rows || !cpuAdapter)) {
@@ -219,6 +252,11 @@ function backwardWeightLaunch(
   cpuAdapter: boolean,
 ): { launch: Launch; ranges: number } {
   const size = g.KH * g.KW * g.Cin * g.Cout;
+  if (pointwise(g)) {
+    // dw [Cin, Cout] = x^T @ dy, x stored [pixels, Cin]: one "range" of partial sums.
+    const program = matmulProgram(g.Cin, g.Cout, g.N * g.H * g.W, true, false, false);
+    return { launch: { program, bind: noBias }, ranges: 1 };
+  }
   if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
     const v = variant(g.Cin % 4 === 0 ? "conv2d_wgrad_vec4.wgsl" : "conv2d_wgrad_scalar.wgsl");
     const blocks = Math.ceil(g.Cin / v.cinBlock) * Math.ceil(g.Cout / 4 / v.cout4Block);
@@ -319,7 +357,8 @@ function paramsBuffer(e: Engine, values: Uint32Array): GPUBuffer {
 }
 
 function launch(e: Engine, l: Launch, bindings: (Tensor | GPUBuffer)[]): void {
-  e.run(l.program, l.params ? [paramsBuffer(e, l.params), ...bindings] : bindings);
+  const bound = l.bind ? l.bind(bindings) : bindings;
+  e.run(l.program, l.params ? [paramsBuffer(e, l.params), ...bound] : bound);
 }
 
 function checkDy(op: string, dy: Tensor, g: Conv2dGeometry): void {
@@ -394,6 +433,11 @@ export function conv2dBackwardWeight(
   const e = x.engine;
   const size = g.KH * g.KW * g.Cin * g.Cout;
   const { launch: l, ranges } = backwardWeightLaunch(g, e.info.isFallback);
+  if (ranges === 1) {
+    const dw = e.empty([...wShape]);
+    launch(e, l, [x, dy, dw]);
+    return dw;
+  }
   const part = e.empty([ranges, size]);
   launch(e, l, [x, dy, part]);
   const dw = sumMiddle(part, 1, ranges, size, 1, wShape);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
+import { grid, type Program } from "../engine.ts";
 import { assertRank, showShape, type Tensor } from "../tensor.ts";
 import { sumMiddle } from "./reduce.ts";
 
@@ -17,6 +17,36 @@ export interface MatmulOptions {
   transposeB?: boolean;
   /** Added to every row of the result; shape `[N]`. */
   bias?: Tensor | null;
+}
+
+/**
+ * The `matmul.wgsl` launch computing `C [M, N] = op(A) @ op(B) (+ bias)` with inner size `K`.
+ * Its bindings are `[A, A, B, B, bias, C]` (each matrix once as vec4s, once as floats).
+ */
+export function matmulProgram(
+  M: number,
+  N: number,
+  K: number,
+  transposeA: boolean,
+  transposeB: boolean,
+  hasBias: boolean,
+): Program {
+  return {
+    kernel: "matmul.wgsl",
+    constants: {
+      M,
+      N,
+      K,
+      TRANS_A: transposeA ? 1 : 0,
+      TRANS_B: transposeB ? 1 : 0,
+      // The kernel reads A(m0..m0+3, k) and B(k, n0..n0+3) as one vec4 only where those
+      // four values are contiguous and 16-byte aligned.
+      VEC_A: transposeA && M % 4 === 0 ? 1 : 0,
+      VEC_B: !transposeB && N % 4 === 0 ? 1 : 0,
+      HAS_BIAS: hasBias ? 1 : 0,
+    },
+    dispatch: grid(Math.ceil(M / 4) * Math.ceil(N / 4)),
+  };
 }
 
 /**
@@ -39,27 +69,17 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== N)) {
     throw new Error(`matmul: bias ${showShape(bias.shape)} does not match ${N} output columns`);
   }
-  const K = Ka;
   const e = a.engine;
   const c = e.empty([M, N]);
-  const tiles = Math.ceil(M / 4) * Math.ceil(N / 4);
-  e.run({
-    kernel: "matmul.wgsl",
-    constants: {
-      M,
-      N,
-      K,
-      TRANS_A: transposeA ? 1 : 0,
-      TRANS_B: transposeB ? 1 : 0,
-      // The kernel reads A(m0..m0+3, k) and B(k, n0..n0+3) as one vec4 only where those
-      // four values are contiguous and 16-byte aligned.
-      VEC_A: transposeA && M % 4 === 0 ? 1 : 0,
-      VEC_B: !transposeB && N % 4 === 0 ? 1 : 0,
-      HAS_BIAS: bias ? 1 : 0,
-    },
-    dispatch: grid(tiles),
-    // The bias slot must hold some read-only buffer; without a bias the kernel never reads it.
-  }, [a, a, b, b, bias ?? a, c]);
+  // The bias slot must hold some read-only buffer; without a bias the kernel never reads it.
+  e.run(matmulProgram(M, N, Ka, transposeA, transposeB, bias !== null), [
+    a,
+    a,
+    b,
+    b,
+    bias ?? a,
+    c,
+  ]);
   return c;
 }
 
