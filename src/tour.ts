@@ -496,17 +496,7 @@ function recordStep(
     if (spec.type === "conv") {
       const weight = param(`${layer}.weight`);
       const bias = named.get(`${layer}.bias`) ?? null;
-      const g: refConv.ConvGeometry = {
-        N: 1,
-        H: h,
-        W: w,
-        Cin: c,
-        Cout: spec.channels,
-        KH: spec.kernel,
-        KW: spec.kernel,
-        stride: 1,
-        padding: spec.padding,
-      };
+      const g = refConv.layerGeometry(1, [h, w, c], spec);
       const { OH, OW } = refConv.outputSize(g);
       act = push({
         op: "conv2d",
@@ -921,6 +911,14 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       });
     const sumMs = (ds: TourDispatch[]) => (timed ? ds.reduce((a, d) => a + d.ms!, 0) : null);
     const shapeOf = (t: Tensor) => [...t.shape];
+    // What a forward op and its backward share: the op, its layer and where its code lives.
+    const about = (r: ForwardRecord) => ({
+      op: r.op,
+      layer: r.layer,
+      detail: r.detail,
+      source: SOURCES[r.op][0],
+      refSource: SOURCES[r.op][1],
+    });
     const ops: TourOp[] = [];
 
     for (const r of step.forward) {
@@ -930,11 +928,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       const ds = dispatches(r.first, r.last);
       ops.push({
         stage: "forward",
-        op: r.op,
-        layer: r.layer,
-        detail: r.detail,
-        source: SOURCES[r.op][0],
-        refSource: SOURCES[r.op][1],
+        ...about(r),
         inputs: r.inputs.map((t, i) => ({ name: r.inputNames[i], shape: shapeOf(t) })),
         outputs: [{ name: r.outputName, shape: shapeOf(r.output) }],
         dispatches: ds,
@@ -959,17 +953,14 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
         outputs.push({ name, shape: shapeOf(g) });
         checks.push(compare(name, g.shape, await value(g), want[i]!));
       }
-      let flops: number | null = null;
-      if (r.meta.kind === "conv2d") flops = r.flops * (needs[0] ? 2 : 1);
-      if (r.meta.kind === "linear") flops = r.flops * (needs[0] ? 2 : 1);
+      // Both gradients of a conv or linear layer cost its forward's FLOPs each.
+      const flops = r.meta.kind === "conv2d" || r.meta.kind === "linear"
+        ? r.flops * (needs[0] ? 2 : 1)
+        : null;
       const ds = dispatches(b.first, b.last);
       ops.push({
         stage: "backward",
-        op: r.op,
-        layer: r.layer,
-        detail: r.detail,
-        source: SOURCES[r.op][0],
-        refSource: SOURCES[r.op][1],
+        ...about(r),
         inputs: [
           { name: `dL/d(${r.outputName})`, shape: shapeOf(b.dOutput) },
           ...r.inputs.map((t, i) => ({ name: r.inputNames[i], shape: shapeOf(t) }))

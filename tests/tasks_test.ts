@@ -42,6 +42,20 @@ function ok(r: Run, what: string): Run {
 let fixture: Promise<{ root: string; data: string; run: string }> | null = null;
 
 /** One synthetic data set and one 2-epoch tiny run shared by the tests below. */
+/** The tiny 2-epoch training run that the fixture and the resume test both make. */
+const trainArgs = (data: string, out: string) => [
+  "--data",
+  data,
+  "--config",
+  "tiny",
+  "--epochs",
+  "2",
+  "--batch",
+  "16",
+  "--out",
+  out,
+];
+
 function trainedRun() {
   fixture ??= (async () => {
     const root = await Deno.makeTempDir({ prefix: "tasks_test_" });
@@ -49,20 +63,7 @@ function trainedRun() {
     await writeSynthDataset(data, { n: 96, seed: 3, size: 64 });
     const run = `${root}/run`;
     ok(
-      await task("train", [
-        "--data",
-        data,
-        "--config",
-        "tiny",
-        "--epochs",
-        "2",
-        "--batch",
-        "16",
-        "--out",
-        run,
-      ], [
-        root,
-      ]),
+      await task("train", trainArgs(data, run), [root]),
       "train",
     );
     return { root, data, run };
@@ -111,18 +112,8 @@ Deno.test({
   fn: async () => {
     const { root, data, run } = await trainedRun();
     const resumed = `${root}/resumed`;
-    const common = [
-      "--data",
-      data,
-      "--config",
-      "tiny",
-      "--epochs",
-      "2",
-      "--batch",
-      "16",
-      "--out",
-      resumed,
-    ];
+    // The same arguments as the fixture's uninterrupted run, into another folder.
+    const common = trainArgs(data, resumed);
     // A time limit of a few milliseconds stops the run right after its first step.
     const first = ok(
       await task("train", [...common, "--time-limit", "0.00001"], [root]),

@@ -34,6 +34,28 @@ export interface ConvGeometry {
   padding: number;
 }
 
+/**
+ * The geometry of a model's square, stride-1 conv layer (`kernel`, `padding`, `channels` out)
+ * applied to an `[N, h, w, c]` input.
+ */
+export function layerGeometry(
+  N: number,
+  [h, w, c]: readonly [number, number, number],
+  layer: { channels: number; kernel: number; padding: number },
+): ConvGeometry {
+  return {
+    N,
+    H: h,
+    W: w,
+    Cin: c,
+    Cout: layer.channels,
+    KH: layer.kernel,
+    KW: layer.kernel,
+    stride: 1,
+    padding: layer.padding,
+  };
+}
+
 /** Output height and width: `floor((H + 2P - KH) / S) + 1`. */
 export function outputSize(g: ConvGeometry): { OH: number; OW: number } {
   return {

@@ -17,6 +17,8 @@ import {
   conv2dBackwardData,
   conv2dBackwardWeight,
   conv2dForward,
+  layerGeometry,
+  outputSize,
 } from "./conv2d.ts";
 import { eluBackward, eluForward } from "./elu.ts";
 import { linearBackward, linearForward } from "./linear.ts";
@@ -70,21 +72,10 @@ export function refNetwork(
     const [h, w, c] = [H, W, C];
     const name = `trunk.${i}`;
     if (spec.type === "conv") {
-      const g = {
-        N,
-        H: h,
-        W: w,
-        Cin: c,
-        Cout: spec.channels,
-        KH: spec.kernel,
-        KW: spec.kernel,
-        stride: 1,
-        padding: spec.padding,
-      };
+      const g = layerGeometry(N, [h, w, c], spec);
       const bias = params.get(`${name}.bias`) ?? null;
       x = conv2dForward(input, p(`${name}.weight`), bias, g);
-      H = h + 2 * spec.padding - spec.kernel + 1;
-      W = w + 2 * spec.padding - spec.kernel + 1;
+      ({ OH: H, OW: W } = outputSize(g));
       C = spec.channels;
       backward.push((dy) => {
         grads.set(`${name}.weight`, conv2dBackwardWeight(input, dy, g));
