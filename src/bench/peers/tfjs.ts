@@ -146,19 +146,17 @@ export async function timeAdam(size: number, repeats: number): Promise<number> {
   const p = tf.variable(random([size]));
   const g = random([size]);
   const adam = tf.train.adam(1e-3);
+  // A handle on p (timeOp disposes what op returns; the variable itself must stay).
   const op = () => {
     adam.applyGradients([{ name: p.name, tensor: g }]);
-    return p;
+    return p.clone();
   };
-  const times: number[] = [];
-  for (let r = -1; r < Math.max(1, repeats); r++) {
-    const t0 = performance.now();
-    await settle(op());
-    if (r >= 0) times.push(performance.now() - t0);
+  try {
+    return await timeOp(op, repeats);
+  } finally {
+    tf.dispose([p, g]);
+    adam.dispose();
   }
-  tf.dispose([p, g]);
-  adam.dispose();
-  return median(times);
 }
 
 /**
