@@ -1,22 +1,23 @@
 // augment.wgsl: turns a batch of 8-bit gray S x S images into the model input, f32 NHWC
-// [B, S, S, 1], applying one random affine warp and photometric jitter per image, then the
-// data set's normalization. CPU twin: src/ref/augment.ts; parameters: src/data/augment.ts.
+// [B, O, O, 1], applying one random affine warp and photometric jitter per image, then the
+// data set's normalization. O < S resamples to a smaller side (training's low-resolution
+// phase). CPU twin: src/ref/augment.ts; parameters: src/data/augment.ts.
 //
 // Per output pixel (x, y) of image b:
-//   (sx, sy) = M_b * (x, y, 1)            inverse affine in pixel-index coordinates (the
-//                                          rotation about the image centre is folded into
-//                                          the translation column on the CPU)
+//   (sx, sy) = M_b * (x, y, 1)            inverse affine from output to input pixel-index
+//                                          coordinates (the resize and the rotation about the
+//                                          image centre are folded into M_b on the CPU)
 //   s = bilinear sample of image b at (sx, sy), taps outside the image read 0 (black)
 //   v = clamp((s / 255) * contrast + offset, 0, 1)   offset = 0.5 * (1 - contrast) + brightness
 //   v = v ^ gamma                          skipped when gamma == 1 or v == 0, so identity
 //                                          parameters reproduce the input bit for bit
 //   y = (v - mean) / std
 //
-// Index math: one invocation per output pixel on a 3-D grid, x = gid.x < S, y = gid.y < S,
-// b = gid.z < count (dispatch [ceil(S/WX), ceil(S/WY), count]: a grid that needs no integer
-// division per pixel); output index i = b*S*S + y*S + x.
-// Pixels are packed four per u32, little endian and back to back across images: byte k
-// (k = b*S*S + y*S + x) is bits 8*(k % 4) .. 8*(k % 4) + 7 of word k / 4.
+// Index math: one invocation per output pixel on a 3-D grid, x = gid.x < O, y = gid.y < O,
+// b = gid.z < count (dispatch [ceil(O/WX), ceil(O/WY), count]: a grid that needs no integer
+// division per pixel); output index i = b*O*O + y*O + x.
+// Input pixels are packed four per u32, little endian and back to back across images: byte k
+// (k = b*S*S + py*S + px) is bits 8*(k % 4) .. 8*(k % 4) + 7 of word k / 4.
 //
 // params (f32): [mean, std, count, 0] then 12 per image:
 //   [m00, m01, m02, m10, m11, m12, contrast, offset, gamma, 0, 0, 0].
@@ -24,6 +25,7 @@
 // not from an override, so a last, partial batch reuses the same pipeline.
 
 override S: u32;
+override O: u32;
 override WX: u32 = 16;
 override WY: u32 = 4;
 
@@ -46,9 +48,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let px = gid.x;
   let py = gid.y;
   let b = gid.z;
-  if (px >= S || py >= S) { return; }
-  let plane = S * S;
-  let i = b * plane + py * S + px;
+  if (px >= O || py >= O) { return; }
+  let i = b * O * O + py * O + px;
   let o = HEADER + b * STRIDE;
 
   let fx = f32(px);
@@ -63,7 +64,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   // clamped corner is still outside the image, so the sample stays 0.
   let x0 = i32(clamp(x0f, -2.0, f32(S) + 1.0));
   let y0 = i32(clamp(y0f, -2.0, f32(S) + 1.0));
-  let base = b * plane;
+  let base = b * S * S;
   let top = (1.0 - ax) * tap(base, x0, y0) + ax * tap(base, x0 + 1, y0);
   let bottom = (1.0 - ax) * tap(base, x0, y0 + 1) + ax * tap(base, x0 + 1, y0 + 1);
   let s = (1.0 - ay) * top + ay * bottom;

@@ -35,6 +35,14 @@ export interface ModelConfig {
   activation: "relu" | "elu";
   /** Dropout probability after each hidden dense layer (0 for none). */
   dropout: number;
+  /**
+   * Progressive resizing (square, global-average-pooled models only): training resamples its
+   * images to `side` x `side` until `until` of the training (steps or time budget, whichever
+   * is further) has passed, then uses the full input. Early training learns the coarse
+   * features at about half the cost per image; the last part, and all evaluation, see the
+   * full input.
+   */
+  lowRes?: { side: number; until: number };
 }
 
 const conv = (channels: number, kernel = 3): LayerSpec => ({
@@ -77,6 +85,7 @@ export const CONFIGS: Readonly<Record<string, ModelConfig>> = {
     dense: [16],
     activation: "relu",
     dropout: 0,
+    lowRes: { side: 24, until: 0.5 },
   },
   /** For machines without a GPU: 96x96, four VGG blocks of 16-128 channels. */
   small: {
@@ -88,6 +97,7 @@ export const CONFIGS: Readonly<Record<string, ModelConfig>> = {
     dense: [64],
     activation: "relu",
     dropout: 0,
+    lowRes: { side: 64, until: 0.5 },
   },
   /** The paper-sized network for a real GPU: 500x375 input, six blocks, dense 2048x2. */
   paper: {

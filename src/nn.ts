@@ -136,18 +136,19 @@ export class BoneAgeNet {
   }
 
   /**
-   * Predicts the normalized bone age [N, 1] from `images` [N, H, W, 1] and `male` [N, 1]
-   * (1 for boys, 0 for girls). `training` selects batch statistics and dropout.
+   * Predicts the normalized bone age [N, 1] from `images` [N, H, W, 1] (or [N, s, s, 1] with
+   * the config's low-resolution training side s) and `male` [N, 1] (1 for boys, 0 for girls). `training` selects batch statistics and dropout.
    * With `step`, dropout masks are seeded by it (so a resumed run draws the same masks).
    */
   forward(images: Tensor, male: Tensor, training: boolean, step = 0): Tensor {
-    const { inputHeight: H, inputWidth: W } = this.config;
-    if (
-      images.shape.length !== 4 || images.shape[1] !== H || images.shape[2] !== W ||
-      images.shape[3] !== 1
-    ) {
+    const { inputHeight: H, inputWidth: W, lowRes } = this.config;
+    const [, h, w, c] = images.shape;
+    const fits = images.shape.length === 4 && c === 1 &&
+      ((h === H && w === W) || (h === lowRes?.side && w === lowRes.side));
+    if (!fits) {
+      const low = lowRes ? ` or [N, ${lowRes.side}, ${lowRes.side}, 1]` : "";
       throw new Error(
-        `${this.config.name} model: expected images [N, ${H}, ${W}, 1], got [${
+        `${this.config.name} model: expected images [N, ${H}, ${W}, 1]${low}, got [${
           images.shape.join(", ")
         }]`,
       );

@@ -80,6 +80,16 @@ export function learningRate(
   return peak * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
 
+/**
+ * Side of the training images once `progress` (0..1, the larger of the step and time
+ * fractions) of training has passed: the config's low-resolution side early on, then the
+ * full input (see `ModelConfig.lowRes`).
+ */
+export function trainingSide(config: ModelConfig, progress: number): number {
+  const { lowRes } = config;
+  return lowRes && progress < lowRes.until ? lowRes.side : config.inputHeight;
+}
+
 /** Test-time augmentation: the training ranges' geometry, no exposure changes. */
 export const TTA_RANGES: AugmentRanges = {
   rotationDeg: DEFAULT_RANGES.rotationDeg,
@@ -322,16 +332,6 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     ageMean: norm.ageMean,
     ageSD: norm.ageStd,
   };
-  const trainLoader = new Loader(e, set, split.train, {
-    ...loaderOptions,
-    batchSize: settings.batch,
-    seed: settings.seed,
-    shuffle: true,
-    augment: true,
-  });
-  const stepsPerEpoch = trainLoader.batchesPerEpoch;
-  const totalSteps = stepsPerEpoch * settings.epochs;
-  const valTruth = Float32Array.from(split.val, (i) => set.boneage[i]);
   const started = performance.now();
   // The time budget covers training, validation and checkpoints; the steps stop `reserve`
   // seconds early to leave time for the last validation (estimated until one is measured).
@@ -340,6 +340,18 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   const trainSeconds = () => secondsBefore + (performance.now() - started) / 1000;
   const timeFraction = () =>
     budget <= 0 ? 0 : budget <= reserve ? 1 : trainSeconds() / (budget - reserve);
+  const trainLoader = new Loader(e, set, split.train, {
+    ...loaderOptions,
+    batchSize: settings.batch,
+    seed: settings.seed,
+    shuffle: true,
+    augment: true,
+    // Asked as each batch is augmented, when globalStep is the step about to run.
+    side: (): number => trainingSide(config, Math.max(globalStep / totalSteps, timeFraction())),
+  });
+  const stepsPerEpoch = trainLoader.batchesPerEpoch;
+  const totalSteps = stepsPerEpoch * settings.epochs;
+  const valTruth = Float32Array.from(split.val, (i) => set.boneage[i]);
   let stepSeconds = 0;
   let lr = settings.lr;
   let imagesTrained = 0;

@@ -125,8 +125,14 @@ async function main(args: string[]): Promise<void> {
     `data: ${dataDir}: ${report.used} images, ${split.train.length} train / ${split.val.length} validation; ` +
       `bone age ${ageMean.toFixed(1)} ± ${ageStd.toFixed(1)} months`,
   );
+  const lowRes = config.lowRes
+    ? `; ${config.lowRes.side}x${config.lowRes.side} for the first ${
+      config.lowRes.until * 100
+    }% of training`
+    : "";
   console.log(
-    `model: ${config.name} (${config.inputHeight}x${config.inputWidth}), run folder ${runDir}`,
+    `model: ${config.name} (${config.inputHeight}x${config.inputWidth}${lowRes}), ` +
+      `run folder ${runDir}`,
   );
 
   let interrupts = 0;

@@ -40,12 +40,13 @@ async function augmentOnGpu(
   size: number,
   bytes: Uint8Array,
   params: Float32Array,
+  outSide = size,
 ): Promise<Float32Array> {
   const aug = new Augmenter(e, size);
   return await e.tidy(() => {
     const pixels = e.tensor(packBytes(bytes), [packBytes(bytes).length]);
     const p = e.tensor(params, [params.length]);
-    return aug.run(pixels, p);
+    return aug.run(pixels, p, outSide);
   }).read();
 }
 
@@ -64,6 +65,38 @@ for (const [size, count] of [[13, 1], [13, 3], [16, 4], [96, 3]]) {
     assertClose(got, augmentReference(bytes, params, size), "augment");
   });
 }
+
+// Resampling to a smaller side (training's low-resolution phase), odd sides included.
+for (const [size, outSide, count] of [[13, 9, 2], [16, 11, 3], [96, 64, 2]]) {
+  gpuTest(
+    `augment ${count} x ${size}x${size} -> ${outSide}x${outSide} matches the reference`,
+    async (e) => {
+      const bytes = randomImages(count, size, size * 5 + outSide);
+      const augs = drawAugments(outSide, 3, count, true, size);
+      const params = packParams(augs, size, MEAN, STD, outSide);
+      const got = await augmentOnGpu(e, size, bytes, params, outSide);
+      assert.equal(got.length, count * outSide * outSide);
+      assertClose(got, augmentReference(bytes, params, size, outSide), "augment resampled");
+    },
+  );
+}
+
+gpuTest("identity resampling keeps pixel centres aligned (a ramp stays a ramp)", async (e) => {
+  // Bilinear sampling reproduces a linear ramp exactly, so output pixel x must show the ramp
+  // at x_in = r x + (r - 1) / 2 with r = size / outSide: the centre-aligned map, worked out
+  // here independently of packParams.
+  const [size, outSide] = [24, 16];
+  const ramp = (x: number, y: number) => 20 + 8 * x + 2 * y;
+  const bytes = Uint8Array.from({ length: size * size }, (_, i) => ramp(i % size, (i / size) | 0));
+  const params = packParams([IDENTITY], size, 0, 1, outSide);
+  const got = await augmentOnGpu(e, size, bytes, params, outSide);
+  const r = size / outSide;
+  const want = Float64Array.from(
+    { length: outSide * outSide },
+    (_, i) => ramp(r * (i % outSide) + (r - 1) / 2, r * ((i / outSide) | 0) + (r - 1) / 2) / 255,
+  );
+  assertClose(got, want, "ramp", 1e-5);
+});
 
 gpuTest(
   "augment extreme params (big rotation, zoom, clamp, gamma) matches the reference",

@@ -104,6 +104,25 @@ gpuTest("batch contents match the image set rows; images match the reference", a
   }
 });
 
+gpuTest("the side option resamples each batch to the side asked for at that batch", async (e) => {
+  const size = 13;
+  const set = fakeSet(12, size, 5);
+  const split = Array.from({ length: 12 }, (_, i) => i);
+  // Batches 0 and 1 at side 9, batch 2 at the full side, as a training loop would switch.
+  let batchIndex = 0;
+  const sides = [9, 9, 13];
+  const loader = new Loader(e, set, split, { ...OPTIONS, side: () => sides[batchIndex] });
+  for (const b of loader.epoch(0)) {
+    const side = sides[batchIndex];
+    assert.deepEqual(b.images.shape, [b.count, side, side, 1]);
+    const bytes = new Uint8Array(b.count * size * size);
+    b.rows.forEach((r, j) => bytes.set(set.images.subarray(r * 169, (r + 1) * 169), j * 169));
+    assertClose(await b.images.read(), augmentReference(bytes, b.params, size, side), "images");
+    batchIndex++;
+  }
+  assert.equal(batchIndex, 3);
+});
+
 gpuTest("same seed and epoch give bit-identical GPU images", async (e) => {
   const set = fakeSet(12, 16, 4);
   const split = Array.from({ length: 12 }, (_, i) => i);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { learningRate } from "../src/training.ts";
+import { getConfig } from "../src/models.ts";
+import { learningRate, trainingSide } from "../src/training.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
@@ -24,4 +25,17 @@ Deno.test("learning rate: a time budget that runs ahead of the steps moves the d
   // Out of time: the floor; warm-up still goes by steps.
   close(learningRate(1, 100, total, 1.5), 0.01, "out of time");
   close(learningRate(1, 5, total, 0.5), 6 / 20, "warm-up");
+});
+
+Deno.test("training side: the low-resolution side until its fraction of training, then the input", () => {
+  const small = getConfig("small");
+  assert.deepEqual(small.lowRes, { side: 64, until: 0.5 });
+  assert.equal(trainingSide(small, 0), 64);
+  assert.equal(trainingSide(small, 0.499), 64);
+  assert.equal(trainingSide(small, 0.5), 96);
+  assert.equal(trainingSide(small, 1.2), 96);
+  // A config without a low-resolution phase trains at its input throughout.
+  const paper = getConfig("paper");
+  assert.equal(paper.lowRes, undefined);
+  assert.equal(trainingSide(paper, 0), paper.inputHeight);
 });

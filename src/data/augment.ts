@@ -152,17 +152,23 @@ export function drawAugments(
 /**
  * Packs augmentations into the kernel's parameter layout (see `kernels/augment.wgsl`):
  * header `[mean, std, count, 0]`, then per image the inverse affine (rows of
- * `p = M q + t`), contrast, offset `0.5 * (1 - contrast) + brightness`, gamma.
+ * `p = M q + t`, from output pixels `q` of side `outSide` to input pixels `p` of side `size`),
+ * contrast, offset `0.5 * (1 - contrast) + brightness`, gamma.
  */
 export function packParams(
   augs: readonly ImageAugment[],
   size: number,
   mean: number,
   std: number,
+  outSide = size,
 ): Float32Array {
   const out = new Float32Array(PARAM_HEADER + augs.length * PARAM_STRIDE);
   out.set([mean, std, augs.length, 0]);
   const c = (size - 1) / 2;
+  // Output pixel q lands on u = r q + u0 of the input grid (r = size / outSide, pixel centres
+  // aligned); for outSide = size, r = 1 and u0 = 0.
+  const r = size / outSide;
+  const u0 = (r - 1) / 2;
   augs.forEach((a, j) => {
     const o = PARAM_HEADER + j * PARAM_STRIDE;
     // The inverse of scale * R(rotation) is R(-rotation) / scale.
@@ -170,9 +176,17 @@ export function packParams(
     const sin = Math.sin(a.rotation) / a.scale;
     // 0 - sin rather than -sin keeps the identity's entry +0 (tidier to read back).
     const m00 = cos, m01 = sin, m10 = 0 - sin, m11 = cos;
-    // p = c + M (q - c - shift) = M q + (c - M (c + shift)); exactly 0 for the identity.
-    const qx = c + a.shiftX, qy = c + a.shiftY;
-    out.set([m00, m01, c - (m00 * qx + m01 * qy), m10, m11, c - (m10 * qx + m11 * qy)], o);
+    // p = c + M (u - c - shift) = (M r) q + (c - M (c + shift - u0)); exactly 0 for the
+    // identity at the same side.
+    const qx = c + a.shiftX - u0, qy = c + a.shiftY - u0;
+    out.set([
+      m00 * r,
+      m01 * r,
+      c - (m00 * qx + m01 * qy),
+      m10 * r,
+      m11 * r,
+      c - (m10 * qx + m11 * qy),
+    ], o);
     out.set([a.contrast, 0.5 * (1 - a.contrast) + a.brightness, a.gamma], o + 6);
   });
   return out;
@@ -195,19 +209,19 @@ export function packedWords(count: number, size: number): number {
 }
 
 /**
- * Runs the augmentation kernel for images of one side. Holds no buffers: every call takes
- * its output from the engine's pool, and the single pipeline (specialized on the side only)
- * is compiled on first use.
+ * Runs the augmentation kernel for input images of one side. Holds no buffers: every call
+ * takes its output from the engine's pool, and a pipeline per (input side, output side) is
+ * compiled on first use.
  */
 export class Augmenter {
   /** The engine the kernel runs on. */
   readonly engine: Engine;
-  /** Side of the square images. */
+  /** Side of the square input images. */
   readonly size: number;
   /** Bounds of the random parameters. */
   readonly ranges: AugmentRanges;
 
-  /** An augmenter for `size` x `size` images. */
+  /** An augmenter for `size` x `size` input images. */
   constructor(engine: Engine, size: number, ranges: AugmentRanges = DEFAULT_RANGES) {
     if (!Number.isInteger(size) || size <= 0) throw new Error(`Augmenter: invalid size ${size}`);
     this.engine = engine;
@@ -217,7 +231,8 @@ export class Augmenter {
 
   /**
    * The parameter buffer contents for one batch: random augmentations keyed by
-   * `(seed, step, image)` when `augment`, identity otherwise, with `mean`/`std` in the header.
+   * `(seed, step, image)` when `augment`, identity otherwise, with `mean`/`std` in the header,
+   * resampling to output images of side `outSide`.
    */
   params(
     seed: number,
@@ -226,24 +241,30 @@ export class Augmenter {
     augment: boolean,
     mean: number,
     std: number,
+    outSide: number = this.size,
   ): Float32Array {
     return packParams(
       drawAugments(seed, step, count, augment, this.size, this.ranges),
       this.size,
       mean,
       std,
+      outSide,
     );
   }
 
   /**
    * Records the kernel: `pixels` holds the batch's bytes packed four per word (see
-   * {@link packBytes}), `params` the output of {@link params} for the same count. Returns the
-   * normalized `[count, S, S, 1]` input. Not recorded on the tape (no gradient to the data).
+   * {@link packBytes}), `params` the output of {@link params} for the same count and
+   * `outSide`. Returns the normalized `[count, outSide, outSide, 1]` input. Not recorded on
+   * the tape (no gradient to the data).
    */
-  run(pixels: Tensor, params: Tensor): Tensor {
+  run(pixels: Tensor, params: Tensor, outSide: number = this.size): Tensor {
     const count = (params.size - PARAM_HEADER) / PARAM_STRIDE;
     if (!Number.isInteger(count) || count < 1 || count > 65535) {
       throw new Error(`augment: params of ${params.size} values do not describe a batch`);
+    }
+    if (!Number.isInteger(outSide) || outSide < 1 || outSide > this.size) {
+      throw new Error(`augment: output side ${outSide} is not in 1..${this.size}`);
     }
     const S = this.size;
     if (pixels.size < packedWords(count, S)) {
@@ -253,11 +274,11 @@ export class Augmenter {
       );
     }
     const e = this.engine;
-    const y = e.empty([count, S, S, 1]);
+    const y = e.empty([count, outSide, outSide, 1]);
     e.run({
       kernel: KERNEL,
-      constants: { S },
-      dispatch: [Math.ceil(S / TILE_X), Math.ceil(S / TILE_Y), count],
+      constants: { S, O: outSide },
+      dispatch: [Math.ceil(outSide / TILE_X), Math.ceil(outSide / TILE_Y), count],
     }, [pixels, params, y]);
     return y;
   }

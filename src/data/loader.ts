@@ -5,12 +5,13 @@
  * given order without shuffling), in batches of `batchSize`; the last batch holds the
  * remainder (it is included, smaller). A batch's images go up as raw bytes (four pixels per
  * 32-bit word, a quarter of the f32 size) and are augmented and normalized on the GPU by
- * `kernels/augment.wgsl`.
+ * `kernels/augment.wgsl`, which can also resample them to a smaller side (the `side` option).
  *
  * Streaming: when the training loop asks for batch k (at the start of step k, right after
- * step k-1 was submitted), the loader first packs and uploads batch k+1's bytes, labels and
- * augmentation parameters with `engine.write` (queue.writeBuffer), then records the
- * augmentation kernel for batch k, whose data went up one step earlier. The uploads come
+ * step k-1 was submitted), the loader first packs and uploads batch k+1's bytes and labels
+ * with `engine.write` (queue.writeBuffer), then uploads batch k's augmentation parameters
+ * (small, and they depend on the side asked for now) and records the augmentation kernel
+ * for batch k, whose bytes went up one step earlier. The uploads come
  * before any kernel of the step is recorded and go into buffers no unsubmitted command uses,
  * so they never force an extra submit: a training step stays one submit, and the data for a
  * step is already in the queue before the step that precedes it has finished.
@@ -46,6 +47,11 @@ export interface LoaderOptions {
   ageSD: number;
   /** Bounds of the random augmentation (default: `DEFAULT_RANGES`). */
   ranges?: AugmentRanges;
+  /**
+   * Side the images are resampled to, asked as each batch is augmented, so the training loop
+   * can switch resolution between any two steps (default: the set's side).
+   */
+  side?: () => number;
 }
 
 /**
@@ -54,7 +60,7 @@ export interface LoaderOptions {
  * is harmless; keeping them longer needs a copy.
  */
 export interface Batch {
-  /** Augmented, normalized images, `[count, S, S, 1]`. */
+  /** Augmented, normalized images, `[count, side, side, 1]`. */
   images: Tensor;
   /** 1 for male, 0 for female, `[count, 1]`. */
   male: Tensor;
@@ -87,8 +93,6 @@ interface Staged {
   index: number;
   rows: number[];
   pixels: Tensor;
-  params: Tensor;
-  paramValues: Float32Array;
   male: Tensor;
   target: Tensor;
 }
@@ -165,9 +169,25 @@ export class Loader {
         // The previous batch's step has been recorded (and normally submitted) by now.
         if (current) this.#release(current);
         current = null;
-        const ready: Staged = staged ?? this.#stage(order, k, augmentSeed);
-        staged = k + 1 < n ? this.#stage(order, k + 1, augmentSeed) : null;
-        const images = this.engine.keep(this.augmenter.run(ready.pixels, ready.params));
+        const ready: Staged = staged ?? this.#stage(order, k);
+        staged = k + 1 < n ? this.#stage(order, k + 1) : null;
+        // The parameters go up now, not with the bytes, because the side is decided per step.
+        const { augment, pixelMean, pixelStd, side } = this.options;
+        const outSide = side?.() ?? this.set.size;
+        const count = ready.rows.length;
+        const paramValues = this.augmenter.params(
+          augmentSeed,
+          k,
+          count,
+          augment,
+          pixelMean,
+          pixelStd,
+          outSide,
+        );
+        const images = this.engine.keep(this.engine.tidy(() => {
+          const params = this.engine.tensor(paramValues, [paramValues.length], "augment params");
+          return this.augmenter.run(ready.pixels, params, outSide);
+        }));
         current = { ...ready, images };
         this.stats.batches++;
         this.stats.waitMs += performance.now() - t0;
@@ -179,7 +199,7 @@ export class Loader {
           rows: ready.rows,
           count: ready.rows.length,
           index: k,
-          params: ready.paramValues,
+          params: paramValues,
         };
       }
     } finally {
@@ -189,9 +209,9 @@ export class Loader {
   }
 
   /** Packs batch `k` of `order` on the CPU and queues its upload into pooled tensors. */
-  #stage(order: Int32Array, k: number, augmentSeed: number): Staged {
+  #stage(order: Int32Array, k: number): Staged {
     const t0 = performance.now();
-    const { batchSize, augment, pixelMean, pixelStd, ageMean, ageSD } = this.options;
+    const { batchSize, ageMean, ageSD } = this.options;
     const e = this.engine;
     const set = this.set;
     const plane = set.size * set.size;
@@ -207,14 +227,11 @@ export class Loader {
       target[j] = (set.boneage[r] - ageMean) / ageSD;
     });
     // Bytes past the last image stay from an earlier batch; the kernel never reads them.
-    const paramValues = this.augmenter.params(augmentSeed, k, count, augment, pixelMean, pixelStd);
     // keep(): the caller may be inside a tidy scope, and these must survive until step k.
     const staged: Staged = {
       index: k,
       rows,
       pixels: e.keep(e.tensor(new Float32Array(bytes.buffer, 0, words), [words], "pixels")),
-      params: e.keep(e.tensor(paramValues, [paramValues.length], "augment params")),
-      paramValues,
       male: e.keep(e.tensor(male, [count, 1], "male")),
       target: e.keep(e.tensor(target, [count, 1], "target")),
     };
@@ -224,7 +241,6 @@ export class Loader {
 
   #release(s: Staged & { images?: Tensor }): void {
     s.pixels.dispose();
-    s.params.dispose();
     s.male.dispose();
     s.target.dispose();
     s.images?.dispose();

@@ -9,14 +9,16 @@ import { PARAM_HEADER, PARAM_STRIDE } from "../data/augment.ts";
 /**
  * Augments and normalizes `count` images of side `size` (bytes back to back) with the
  * packed parameters `params` (header `[mean, std, count, 0]`, then 12 values per image).
- * Returns `[count, size, size, 1]` values.
+ * Returns `[count, outSide, outSide, 1]` values.
  */
 export function augmentReference(
   bytes: Uint8Array,
   params: ArrayLike<number>,
   size: number,
+  outSide = size,
 ): Float64Array {
   const S = size;
+  const O = outSide;
   const plane = S * S;
   const mean = params[0];
   const std = params[1];
@@ -24,7 +26,7 @@ export function augmentReference(
   if (bytes.length < count * plane) {
     throw new Error(`augmentReference: ${bytes.length} bytes for ${count} images of ${S}x${S}`);
   }
-  const out = new Float64Array(count * plane);
+  const out = new Float64Array(count * O * O);
   for (let b = 0; b < count; b++) {
     const base = b * plane;
     const tap = (x: number, y: number) =>
@@ -34,8 +36,8 @@ export function augmentReference(
       { length: 9 },
       (_, k) => params[o + k],
     );
-    for (let y = 0; y < S; y++) {
-      for (let x = 0; x < S; x++) {
+    for (let y = 0; y < O; y++) {
+      for (let x = 0; x < O; x++) {
         const sx = m00 * x + m01 * y + m02;
         const sy = m10 * x + m11 * y + m12;
         const x0 = Math.floor(sx);
@@ -47,7 +49,7 @@ export function augmentReference(
         const s = (1 - ay) * top + ay * bottom;
         let v = Math.min(Math.max((s / 255) * contrast + offset, 0), 1);
         if (gamma !== 1 && v > 0) v = Math.pow(v, gamma);
-        out[base + y * S + x] = (v - mean) / std;
+        out[b * O * O + y * O + x] = (v - mean) / std;
       }
     }
   }
