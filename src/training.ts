@@ -62,10 +62,25 @@ export interface EpochMetrics {
   partial?: boolean;
 }
 
+/** Warm-up steps of the schedule: 2% of the steps, at least 1. */
+const warmupSteps = (totalSteps: number) => Math.max(1, Math.round(totalSteps * 0.02));
+
 /**
- * Warm-up of 2% of the steps, then cosine decay to 1% of the peak. `timeFraction` (the part of
- * a time budget used, 0 without one) moves the decay on when the clock runs ahead of the
- * steps, so a slow machine still anneals before its deadline.
+ * Where training stands in its schedule, 0..1: 0 during the warm-up, then the fraction of the
+ * decay steps done, or `timeFraction` (the part of a time budget used, 0 without one) when the
+ * clock runs ahead of the steps, so a slow machine still anneals before its deadline. The
+ * cosine decay and progressive resizing both follow it.
+ */
+export function scheduleProgress(step: number, totalSteps: number, timeFraction = 0): number {
+  const warmup = warmupSteps(totalSteps);
+  if (step < warmup) return 0;
+  const byStep = (step - warmup) / Math.max(1, totalSteps - warmup);
+  return Math.min(1, Math.max(byStep, timeFraction));
+}
+
+/**
+ * Linear warm-up over 2% of the steps, then cosine decay to 1% of the peak along
+ * {@link scheduleProgress}.
  */
 export function learningRate(
   peak: number,
@@ -73,17 +88,15 @@ export function learningRate(
   totalSteps: number,
   timeFraction = 0,
 ): number {
-  const warmup = Math.max(1, Math.round(totalSteps * 0.02));
+  const warmup = warmupSteps(totalSteps);
   if (step < warmup) return peak * (step + 1) / warmup;
-  const byStep = (step - warmup) / Math.max(1, totalSteps - warmup);
-  const t = Math.min(1, Math.max(byStep, timeFraction));
+  const t = scheduleProgress(step, totalSteps, timeFraction);
   return peak * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
 
 /**
- * Side of the training images once `progress` (0..1, the larger of the step and time
- * fractions) of training has passed: the config's low-resolution side early on, then the
- * full input (see `ModelConfig.lowRes`).
+ * Side of the training images at `progress` ({@link scheduleProgress}): the config's
+ * low-resolution side early on, then the full input (see `ModelConfig.lowRes`).
  */
 export function trainingSide(config: ModelConfig, progress: number): number {
   const { lowRes } = config;
@@ -347,7 +360,8 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     shuffle: true,
     augment: true,
     // Asked as each batch is augmented, when globalStep is the step about to run.
-    side: (): number => trainingSide(config, Math.max(globalStep / totalSteps, timeFraction())),
+    side: (): number =>
+      trainingSide(config, scheduleProgress(globalStep, totalSteps, timeFraction())),
   });
   const stepsPerEpoch = trainLoader.batchesPerEpoch;
   const totalSteps = stepsPerEpoch * settings.epochs;

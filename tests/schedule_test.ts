@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { getConfig } from "../src/models.ts";
-import { learningRate, trainingSide } from "../src/training.ts";
+import { learningRate, scheduleProgress, trainingSide } from "../src/training.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
@@ -38,4 +38,15 @@ Deno.test("training side: the low-resolution side until its fraction of training
   const paper = getConfig("paper");
   assert.equal(paper.lowRes, undefined);
   assert.equal(trainingSide(paper, 0), paper.inputHeight);
+});
+
+Deno.test("schedule progress: 0 in warm-up, then steps or time, whichever is further", () => {
+  const total = 1000; // warm-up is 20 steps
+  assert.equal(scheduleProgress(0, total, 5), 0); // warm-up goes by steps only
+  assert.equal(scheduleProgress(19, total), 0);
+  close(scheduleProgress(20 + 490, total), 0.5, "half of the decay steps");
+  close(scheduleProgress(20 + 98, total, 0.9), 0.9, "clock ahead");
+  close(scheduleProgress(800, total, 0.1), (800 - 20) / 980, "clock behind");
+  assert.equal(scheduleProgress(total + 5, total), 1);
+  assert.equal(scheduleProgress(100, total, 1.5), 1);
 });
