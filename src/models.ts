@@ -39,9 +39,8 @@ export interface ModelConfig {
    * Progressive resizing (square, global-average-pooled models only): training resamples its
    * images to `side` x `side` until the schedule's progress (`scheduleProgress` in
    * `training.ts`: warm-up, then steps or time budget, whichever is further) reaches `until`,
-   * then uses the full input. Early training learns the coarse
-   * features at about half the cost per image; the last part, and all evaluation, see the
-   * full input.
+   * then uses the full input. Early training learns the coarse features at about half the
+   * cost per image; the last part, and all evaluation, see the full input.
    */
   lowRes?: { side: number; until: number };
 }

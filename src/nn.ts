@@ -137,7 +137,8 @@ export class BoneAgeNet {
 
   /**
    * Predicts the normalized bone age [N, 1] from `images` [N, H, W, 1] (or [N, s, s, 1] with
-   * the config's low-resolution training side s) and `male` [N, 1] (1 for boys, 0 for girls). `training` selects batch statistics and dropout.
+   * the config's low-resolution training side s) and `male` [N, 1] (1 for boys, 0 for girls).
+   * `training` selects batch statistics and dropout.
    * With `step`, dropout masks are seeded by it (so a resumed run draws the same masks).
    */
   forward(images: Tensor, male: Tensor, training: boolean, step = 0): Tensor {

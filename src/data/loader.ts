@@ -197,7 +197,7 @@ export class Loader {
           target: ready.target,
           ids: ready.rows.map((r) => this.set.ids[r]),
           rows: ready.rows,
-          count: ready.rows.length,
+          count,
           index: k,
           params: paramValues,
         };

@@ -304,12 +304,13 @@ export async function timeTrainStep(
     const loss = (await last!.data())[0];
     if (!Number.isFinite(loss)) throw new Error(`jax-js peer: loss is ${loss}`);
   };
+  const steps = Math.max(1, repeats);
   let msPerStep = NaN;
   try {
     await run(1); // compiles
     const t0 = performance.now();
-    await run(Math.max(1, repeats));
-    msPerStep = (performance.now() - t0) / Math.max(1, repeats);
+    await run(steps);
+    msPerStep = (performance.now() - t0) / steps;
   } finally {
     step.dispose();
     for (const a of [...state.ps, ...state.ms, ...state.vs, ...state.running, image, sex, age]) {
