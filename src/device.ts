@@ -53,6 +53,22 @@ const LIMIT_NAMES = [
 ] as const;
 
 /**
+ * On a Linux machine without a desktop session (a server, CI, a container) XDG_RUNTIME_DIR
+ * is unset, and the Vulkan drivers' probe for a Wayland display makes libwayland print
+ * "error: XDG_RUNTIME_DIR is invalid or not set" twice: harmless, but the first thing a new
+ * user reads. A compute-only engine needs no display, so name the standard per-user runtime
+ * folder's parent, where no Wayland socket lies, and the probe fails quietly. Nothing is
+ * created there; an environment that sets the variable keeps its own.
+ */
+function quietWaylandProbe(): void {
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno?.build.os !== "linux") return;
+  try {
+    if (!deno.env.get("XDG_RUNTIME_DIR")) deno.env.set("XDG_RUNTIME_DIR", "/run/user");
+  } catch { /* no permission for this variable: the warning stays, nothing else changes */ }
+}
+
+/**
  * Requests the adapter and a device with all of the adapter's limits (and shader-f16 when
  * offered). Throws {@link NO_ADAPTER_HELP} when the system has no WebGPU adapter.
  */
@@ -62,6 +78,7 @@ export async function requestGpu(
   if (typeof navigator === "undefined" || !navigator.gpu) {
     throw new Error("This runtime has no WebGPU (navigator.gpu is missing). " + NO_ADAPTER_HELP);
   }
+  quietWaylandProbe();
   const adapter = await navigator.gpu.requestAdapter({
     powerPreference: options.powerPreference ?? "high-performance",
   });

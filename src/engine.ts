@@ -88,6 +88,8 @@ export class Engine {
   #staging = new Map<number, GPUBuffer[]>();
   #scopes: Set<Tensor>[] = [];
   #failure: string | null = null;
+  /** Rejections of the waits in flight, for the device-lost handler. */
+  #lostWaiters = new Set<(err: Error) => void>();
 
   private constructor(gpu: Gpu, options: EngineOptions) {
     this.device = gpu.device;
@@ -95,8 +97,13 @@ export class Engine {
     this.pool = new BufferPool(this.device);
     this.fillOutputsWithNaN = options.fillOutputsWithNaN ?? false;
     this.#loadKernel = options.loadKernel ?? readKernelFile;
+    // One handler for the device's whole life (a handler per read would pile up on a
+    // promise that never settles): it fails every wait still in flight.
     this.device.lost.then((info) => {
       this.#failure ??= `GPU device lost (${info.reason}): ${info.message}`;
+      const err = new Error(`GPU device lost (${info.reason}): ${info.message}`);
+      for (const reject of this.#lostWaiters) reject(err);
+      this.#lostWaiters.clear();
     });
     this.device.addEventListener("uncapturederror", (event) => {
       this.#failure ??= `WebGPU error: ${(event as GPUUncapturedErrorEvent).error.message}`;
@@ -265,11 +272,13 @@ export class Engine {
     this.checkHealthy();
   }
 
+  /** `work`, or a rejection as soon as the device is lost. */
   #orLost<T>(work: Promise<T>): Promise<T> {
-    const lost = this.device.lost.then((info) => {
-      throw new Error(`GPU device lost (${info.reason}): ${info.message}`);
+    if (this.#failure) return Promise.reject(new Error(this.#failure));
+    return new Promise<T>((resolve, reject) => {
+      this.#lostWaiters.add(reject);
+      work.then(resolve, reject).finally(() => this.#lostWaiters.delete(reject));
     });
-    return Promise.race([work, lost]);
   }
 
   // ---- tensors -------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  */
 import type { Normalization } from "./checkpoint.ts";
 import type { ImageSet } from "./data/dataset.ts";
+import { type GrayImage, type LetterboxBox, letterboxBox, resizeGray } from "./data/image.ts";
 import { encodeRgbPng } from "./data/png.ts";
 import type { BoneAgeNet } from "./nn.ts";
 import { predictMonths } from "./training.ts";
@@ -60,38 +61,67 @@ export async function occlusionMap(
 }
 
 /**
- * Renders the map over the radiograph as an RGB PNG: the letterboxed input in gray, red
- * where hiding a region lowered the estimate, blue where it raised it, scaled to the largest
- * change. `scale` enlarges the input for viewing.
+ * An RGBA overlay of `width x height` pixels for the radiograph shown at that size: red
+ * where hiding a region lowered the estimate (the region made the hand look older), blue
+ * where it raised it, with opacity up to 0.6 at the largest change. Each display pixel is
+ * mapped through the letterbox `box` into the model input (side `size`) and interpolated
+ * bilinearly between cell centres, so the map lies over the full-resolution radiograph.
+ * The reader page and `deno task predict --heatmap` both draw it.
  */
-export function renderOcclusionPng(
-  pixels: Uint8Array,
-  size: number,
+export function occlusionOverlay(
   map: OcclusionMap,
-  scale = 4,
-): Uint8Array {
-  const out = size * scale;
-  const rgb = new Uint8Array(out * out * 3);
-  const peak = Math.max(1e-6, ...map.values.map(Math.abs));
-  for (let y = 0; y < out; y++) {
-    for (let x = 0; x < out; x++) {
-      // Bilinear over cell centres keeps the overlay smooth instead of blocky.
-      const fy = Math.min(map.cells - 1, Math.max(0, (y / out) * map.cells - 0.5));
-      const fx = Math.min(map.cells - 1, Math.max(0, (x / out) * map.cells - 0.5));
-      const y0 = Math.floor(fy), x0 = Math.floor(fx);
-      const y1 = Math.min(map.cells - 1, y0 + 1), x1 = Math.min(map.cells - 1, x0 + 1);
-      const ty = fy - y0, tx = fx - x0;
-      const v = map.values;
-      const m = (1 - ty) * ((1 - tx) * v[y0 * map.cells + x0] + tx * v[y0 * map.cells + x1]) +
-        ty * ((1 - tx) * v[y1 * map.cells + x0] + tx * v[y1 * map.cells + x1]);
-      const a = Math.min(1, Math.abs(m) / peak) * 0.6;
-      const g = pixels[Math.floor(y / scale) * size + Math.floor(x / scale)];
-      const o = (y * out + x) * 3;
-      const [r, gg, b] = m >= 0 ? [255, 40, 40] : [40, 90, 255];
-      rgb[o] = Math.round(g * (1 - a) + r * a);
-      rgb[o + 1] = Math.round(g * (1 - a) + gg * a);
-      rgb[o + 2] = Math.round(g * (1 - a) + b * a);
+  box: LetterboxBox,
+  size: number,
+  width: number,
+  height: number,
+): Uint8ClampedArray<ArrayBuffer> {
+  const rgba = new Uint8ClampedArray(width * height * 4);
+  const v = map.values, cells = map.cells;
+  const peak = Math.max(1e-6, ...Array.from(v, Math.abs));
+  for (let y = 0; y < height; y++) {
+    // Display pixel centre -> letterbox coordinates -> map coordinates (cell centres).
+    const ly = box.y + ((y + 0.5) / height) * box.height;
+    const fy = Math.min(cells - 1, Math.max(0, (ly / size) * cells - 0.5));
+    const y0 = Math.floor(fy), y1 = Math.min(cells - 1, y0 + 1), ty = fy - y0;
+    for (let x = 0; x < width; x++) {
+      const lx = box.x + ((x + 0.5) / width) * box.width;
+      const fx = Math.min(cells - 1, Math.max(0, (lx / size) * cells - 0.5));
+      const x0 = Math.floor(fx), x1 = Math.min(cells - 1, x0 + 1), tx = fx - x0;
+      const m = (1 - ty) * ((1 - tx) * v[y0 * cells + x0] + tx * v[y0 * cells + x1]) +
+        ty * ((1 - tx) * v[y1 * cells + x0] + tx * v[y1 * cells + x1]);
+      const o = (y * width + x) * 4;
+      if (m >= 0) [rgba[o], rgba[o + 1], rgba[o + 2]] = [255, 40, 40];
+      else [rgba[o], rgba[o + 1], rgba[o + 2]] = [40, 90, 255];
+      rgba[o + 3] = Math.round(Math.min(1, Math.abs(m) / peak) * 0.6 * 255);
     }
   }
-  return encodeRgbPng(rgb, out, out);
+  return rgba;
+}
+
+/** Longest side of the heatmap PNG `predict` writes (the radiograph's own size if smaller). */
+export const HEATMAP_MAX_SIDE = 1024;
+
+/**
+ * The occlusion map over the radiograph itself, as an RGB PNG: `gray` at its own aspect and
+ * resolution (shrunk so its longer side is at most `maxSide`), with {@link occlusionOverlay}
+ * composited over it, as the reader page shows it.
+ */
+export function renderHeatmapPng(
+  gray: GrayImage,
+  size: number,
+  map: OcclusionMap,
+  maxSide = HEATMAP_MAX_SIDE,
+): Uint8Array {
+  const fit = Math.min(1, maxSide / Math.max(gray.width, gray.height));
+  const w = Math.max(1, Math.round(gray.width * fit)),
+    h = Math.max(1, Math.round(gray.height * fit));
+  const base = resizeGray(gray, w, h);
+  const overlay = occlusionOverlay(map, letterboxBox(gray.width, gray.height, size), size, w, h);
+  const rgb = new Uint8Array(w * h * 3);
+  for (let i = 0; i < w * h; i++) {
+    const g = Math.min(255, Math.max(0, base[i]));
+    const a = overlay[4 * i + 3] / 255;
+    for (let c = 0; c < 3; c++) rgb[3 * i + c] = Math.round(g * (1 - a) + overlay[4 * i + c] * a);
+  }
+  return encodeRgbPng(rgb, w, h);
 }

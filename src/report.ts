@@ -50,6 +50,8 @@ export interface EvalSummary {
   bias: number;
   /** MAE per age band, keyed "0-2y" ... "14-19y". */
   by_age: Record<string, GroupMae>;
+  /** MAE of the mean predictor: every image given the training split's mean bone age. */
+  mae_mean_predictor: number;
 }
 
 function groupMae(rows: readonly PredictionRow[]): GroupMae {
@@ -58,8 +60,14 @@ function groupMae(rows: readonly PredictionRow[]): GroupMae {
   return { n, mae };
 }
 
-/** Summarizes `rows` overall, by sex and by age band (of the reference age). */
-export function summarize(rows: readonly PredictionRow[]): EvalSummary {
+/**
+ * Summarizes `rows` overall, by sex and by age band (of the reference age), beside the mean
+ * predictor that answers `trainingMeanMonths` for every image.
+ */
+export function summarize(
+  rows: readonly PredictionRow[],
+  trainingMeanMonths: number,
+): EvalSummary {
   const by_age: Record<string, GroupMae> = {};
   for (const [from, to] of AGE_BANDS_YEARS) {
     by_age[`${from}-${to}y`] = groupMae(
@@ -73,6 +81,7 @@ export function summarize(rows: readonly PredictionRow[]): EvalSummary {
     mae_female: groupMae(rows.filter((r) => r.male === 0)).mae,
     bias: rows.reduce((s, r) => s + r.predicted - r.truth, 0) / rows.length,
     by_age,
+    mae_mean_predictor: groupMae(rows.map((r) => ({ ...r, predicted: trainingMeanMonths }))).mae,
   };
 }
 

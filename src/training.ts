@@ -289,8 +289,8 @@ export interface TrainJob {
   resume: boolean;
   /** Called with a one-line status (progress bar) now and then. */
   onProgress?: (line: string) => void;
-  /** Called after each epoch. */
-  onEpoch?: (m: EpochMetrics) => void;
+  /** Called after each epoch, with the seconds the rest of the run should take. */
+  onEpoch?: (m: EpochMetrics, runSecondsLeft: number) => void;
   /** Polled after every step; true stops training after saving `last`. */
   shouldStop?: () => boolean;
 }
@@ -360,13 +360,25 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     shuffle: true,
     augment: true,
     // Asked as each batch is augmented, when globalStep is the step about to run.
-    side: (): number =>
-      trainingSide(config, scheduleProgress(globalStep, totalSteps, timeFraction())),
+    side: (): number => sideAt(globalStep),
   });
   const stepsPerEpoch = trainLoader.batchesPerEpoch;
   const totalSteps = stepsPerEpoch * settings.epochs;
   const valTruth = Float32Array.from(split.val, (i) => set.boneage[i]);
   let stepSeconds = 0;
+  // Step cost grows with the pixels of the training side (64x64 steps early, 96x96 later),
+  // so the run's ETA prices the steps left by their side, at the cost measured so far.
+  let pixelSteps = 0;
+  let validationSeconds = split.val.length / 20; // replaced once a validation is measured
+  const sideAt = (step: number) =>
+    trainingSide(config, scheduleProgress(step, totalSteps, timeFraction()));
+  /** Seconds left for the steps from `globalStep` on and the validations of epochs `epoch`.. */
+  const runSecondsLeft = (epoch: number, secondsPerPixelStep: number) => {
+    let pixelsLeft = 0;
+    for (let g = globalStep; g < totalSteps; g++) pixelsLeft += sideAt(g) ** 2;
+    const left = pixelsLeft * secondsPerPixelStep + (settings.epochs - epoch) * validationSeconds;
+    return budget > 0 ? Math.min(left, Math.max(0, budget - trainSeconds())) : left;
+  };
   let lr = settings.lr;
   let imagesTrained = 0;
   let stopped: TrainResult["stopped"] = "done";
@@ -416,6 +428,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
         continue;
       }
       lr = learningRate(settings.lr, globalStep, totalSteps, timeFraction());
+      pixelSteps += sideAt(globalStep) ** 2;
       const previousSum: Tensor | null = lossSum;
       lossSum = e.tidy(() => {
         const pred = model.forward(batch.images, batch.male, true, globalStep);
@@ -435,10 +448,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
         const elapsed = (performance.now() - stepTimer) / 1000;
         const done = step - skipSteps;
         const rate = done * settings.batch / elapsed;
-        const epochEta = (stepsPerEpoch - step) * elapsed / done;
-        const eta = budget > 0
-          ? Math.min(epochEta, Math.max(0, budget - reserve - trainSeconds()))
-          : epochEta;
+        const eta = runSecondsLeft(epoch, (stepSeconds + elapsed) / pixelSteps);
         job.onProgress?.(
           progressLine(
             epoch + 1,
@@ -477,7 +487,8 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     if (improved) {
       await saveCheckpoint(runDir, "best", model, meta(doneEpochs, stepInEpoch, valMae));
     }
-    reserve = 1.5 * (performance.now() - validationStart) / 1000;
+    validationSeconds = (performance.now() - validationStart) / 1000;
+    reserve = 1.5 * validationSeconds;
     const seconds = (performance.now() - epochStart) / 1000;
     const metrics: EpochMetrics = {
       epoch: epoch + 1,
@@ -493,7 +504,10 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
       append: true,
     });
     completedEpochs = epoch + 1;
-    job.onEpoch?.(metrics);
+    job.onEpoch?.(
+      metrics,
+      stopped === "done" ? runSecondsLeft(epoch + 1, stepSeconds / Math.max(1, pixelSteps)) : 0,
+    );
     if (stopped !== "done") break;
   }
   return {
@@ -504,7 +518,11 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   };
 }
 
-/** `epoch 3/10 [#####.....] 120/363  loss 14.2 mo  31.5 img/s  ETA 7m42s` */
+/**
+ * `epoch 3/10 [#####.....] 120/363  loss 14.2 mo  31.5 img/s  run ends in 47m42s`: the time
+ * left is the whole run's (the remaining epochs and their validations, within any time
+ * budget), not the epoch's.
+ */
 export function progressLine(
   epoch: number,
   epochs: number,
@@ -512,15 +530,22 @@ export function progressLine(
   steps: number,
   lossMonths: number,
   imagesPerSecond: number,
-  etaSeconds: number,
+  runSecondsLeft: number,
 ): string {
   const width = 20;
   const filled = Math.round(width * step / steps);
-  const eta = `${Math.floor(etaSeconds / 60)}m${
-    String(Math.round(etaSeconds % 60)).padStart(2, "0")
-  }s`;
   return `epoch ${epoch}/${epochs} [${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
     `${step}/${steps}  loss ${lossMonths.toFixed(1)} mo  ${
       imagesPerSecond.toFixed(1)
-    } img/s  ETA ${eta}`;
+    } img/s  run ends in ${formatDuration(runSecondsLeft)}`;
+}
+
+/** `1h02m`, `7m42s`, `12s`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s >= 3600) {
+    return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+  }
+  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
 }

@@ -20,9 +20,17 @@ import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { maxPool2d } from "../src/ops/pool.ts";
 import { Adam } from "../src/optim.ts";
-import { parseCommandLine, runTask } from "./cli.ts";
+import { parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
-const USAGE = "usage: deno task bench [--json] [--quick]";
+/** `deno task bench --help`. */
+export const HELP: TaskHelp = {
+  usage: "deno task bench [--quick] [--json]",
+  about: `Times our kernels and the training step against TensorFlow.js (WebGPU backend) and jax-js
+on this adapter, in one process, and prints Markdown tables (see BENCHMARKS.md). --quick
+leaves out the paper model's shapes and times the peers' training steps once; --json prints
+one JSON object as the last line.`,
+  examples: ["deno task bench --quick"],
+};
 
 /** One row of the kernel table. */
 interface KernelRow {
@@ -74,9 +82,7 @@ async function main(args: string[]): Promise<void> {
   const { values } = parseCommandLine(args, {
     json: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h" },
-  }, USAGE);
-  if (values.help) return console.log(USAGE);
+  }, HELP);
   const quick = values.quick!;
   const say = (s: string) => values.json ? console.error(s) : console.log(s);
   const e = await Engine.create();

@@ -23,10 +23,10 @@
  */
 // Types only here: esbuild itself is loaded when a build runs, so that `deno task serve`,
 // which imports this module's paths, needs no --allow-env or --allow-run.
-import type * as esbuild from "esbuild";
+import type * as esbuild from "npm:esbuild@0.25.9";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseCommandLine, type TaskHelp } from "./cli.ts";
 // Imported for its side effect on `deno run`: it makes Deno install fflate into
 // node_modules/, where the esbuild resolver below finds it.
 import "../src/browser/zlib.ts";
@@ -155,7 +155,7 @@ export function denoReferences(js: string): string[] {
 
 /** Builds `web/app.ts` into `outDir` (default `.cache/web/`) with its decoder wasm files. */
 export async function buildBrowserBundle(outDir = DEFAULT_BUNDLE_DIR): Promise<BundleResult> {
-  const esbuild = await import("esbuild");
+  const esbuild = await import("npm:esbuild@0.25.9");
   try {
     const result = await esbuild.build({
       entryPoints: [ENTRY],
@@ -196,8 +196,17 @@ export async function buildBrowserBundle(outDir = DEFAULT_BUNDLE_DIR): Promise<B
   }
 }
 
+/** `deno task bundle --help`. */
+export const HELP: TaskHelp = {
+  usage: "deno task bundle [--out DIR]",
+  about:
+    `Builds the reader page's script (web/app.ts and the same src/ engine, with esbuild) and the
+image decoders' wasm into DIR (default .cache/web/), where deno task serve serves them.`,
+  examples: ["deno task bundle"],
+};
+
 if (import.meta.main) {
-  const { values } = parseArgs({ args: Deno.args, options: { out: { type: "string" } } });
+  const { values } = parseCommandLine(Deno.args, { out: { type: "string" } }, HELP);
   try {
     const result = await buildBrowserBundle(values.out ?? DEFAULT_BUNDLE_DIR);
     for (const [name, bytes] of Object.entries(result.files)) {

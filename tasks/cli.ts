@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { basename } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** Prints `error: message` to stderr and exits with status 1. */
@@ -13,19 +14,65 @@ export function fail(message: string): never {
 }
 
 /**
- * Turns an error that escaped a task into `fail`; a Deno permission refusal gets a hint,
- * since the tasks may write only to their run folders and the data cache.
+ * Turns an error that escaped a task into `fail`. A refused write gets the exact `deno run`
+ * line that grants it: the task's own flags from `deno.json`, with that path added.
  */
 export function failWith(err: unknown): never {
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-    fail(
-      `${message}\nThe deno tasks may write only under runs/ and data/ (predict: inside this folder). ` +
-        "Choose a path there, or run the script with your own flags, e.g. " +
-        "deno run --allow-read --allow-write=DIR --allow-env tasks/train.ts ...",
-    );
+    const path = /Requires write access to "([^"]+)"/.exec(message)?.[1];
+    const grant = path === undefined ? null : grantingCommand(path);
+    if (grant) {
+      fail(
+        `${message}\nThe deno tasks write only under runs/ and data/. Choose a path there, or ` +
+          `grant this one yourself:\n  ${grant}`,
+      );
+    }
   }
   fail(message);
+}
+
+/** Quotes an argument for a POSIX shell when it needs it. */
+const shellQuote = (a: string) =>
+  /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`;
+
+/**
+ * The command line that reruns this task with write access to `path` as well: the task's
+ * command in `deno.json` (found by the script's name), `--allow-write` extended, and the
+ * arguments given. Null when the task has no entry there.
+ */
+export function grantingCommand(path: string, args: readonly string[] = Deno.args): string | null {
+  const script = basename(new URL(Deno.mainModule).pathname);
+  let command: string | undefined;
+  try {
+    const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+    command = (Object.values(config.tasks ?? {}) as { command?: string }[])
+      .map((t) => t.command?.split("&&").at(-1)?.trim())
+      .find((c) => c?.endsWith(`tasks/${script}`));
+  } catch {
+    return null;
+  }
+  if (!command) return null;
+  const widened = command.replace(
+    /--allow-write=(\S+)/,
+    (_, dirs) => `--allow-write=${dirs},${shellQuote(path)}`,
+  );
+  return [widened, ...args.map(shellQuote)].join(" ");
+}
+
+/** What `--help` prints for a task. */
+export interface TaskHelp {
+  /** The usage line after `usage: `. */
+  usage: string;
+  /** What the task does, in a few sentences. */
+  about: string;
+  /** Commands that work as written on a fresh clone, in order (a test runs every one). */
+  examples: string[];
+}
+
+/** `usage: ...`, the description, and the examples, one per line after `Examples:`. */
+export function formatHelp({ usage, about, examples }: TaskHelp): string {
+  return `usage: ${usage}\n\n${about}\n\nExamples:\n${examples.map((e) => `  ${e}`).join("\n")}`;
 }
 
 /** Parses `--name value` as a number within bounds, or exits with a message naming it. */
@@ -88,16 +135,21 @@ export async function runTask(main: (args: string[]) => Promise<void>): Promise<
 }
 
 /**
- * `parseArgs` with two fixes for people typing commands: `--age -5` is read as the value -5
- * (so range checks can say what is wrong, instead of "ambiguous argument"), and a parse
- * error exits with the message and the usage line.
+ * `parseArgs` with three things people typing commands need: `--help` / `-h` prints the
+ * task's {@link TaskHelp} and exits; `--age -5` is read as the value -5 (so range checks can
+ * say what is wrong, instead of "ambiguous argument"); a parse error exits with the message
+ * and the usage line.
  */
-export function parseCommandLine<T extends ParseArgsConfig["options"]>(
+export function parseCommandLine<T extends NonNullable<ParseArgsConfig["options"]>>(
   args: string[],
   options: T,
-  usage: string,
+  help: TaskHelp,
   allowPositionals = false,
 ) {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(formatHelp(help));
+    Deno.exit(0);
+  }
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -108,6 +160,6 @@ export function parseCommandLine<T extends ParseArgsConfig["options"]>(
   try {
     return parseArgs({ args: joined, options, allowPositionals, strict: true });
   } catch (err) {
-    return fail(`${(err as Error).message}\n${usage}`);
+    return fail(`${(err as Error).message}\nusage: ${help.usage} (--help for more)`);
   }
 }

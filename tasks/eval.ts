@@ -14,10 +14,22 @@ import { readSplit } from "../src/data/split.ts";
 import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
 import { type EpochMetrics, loadCheckpoint, predictMonths, RUN_FILES } from "../src/training.ts";
-import { fail, numberOption, parseCommandLine, runTask } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
-const USAGE =
-  "usage: deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]";
+/** `deno task eval --help`. */
+export const HELP: TaskHelp = {
+  usage:
+    "deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]",
+  about:
+    `Evaluates RUN_DIR's best checkpoint on every labeled radiograph of DIR, or with --split val
+on the run's own validation rows: MAE overall, by sex and by age band, beside the mean
+predictor's. Writes predictions.csv and report.html to --out (default RUN_DIR/eval). --tta N
+averages N mildly transformed copies; --json prints one JSON object as the last line.`,
+  examples: [
+    "deno task eval --checkpoint runs/example --split val",
+    "deno task eval --checkpoint runs/example --data data/synth --json",
+  ],
+};
 
 async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
   try {
@@ -38,12 +50,10 @@ async function main(args: string[]): Promise<void> {
       out: { type: "string" },
       tta: { type: "string", default: "0" },
       json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
     },
-    USAGE,
+    HELP,
   );
-  if (values.help) return console.log(USAGE);
-  if (!values.checkpoint) fail(`--checkpoint is required\n${USAGE}`);
+  if (!values.checkpoint) fail(`--checkpoint is required\nusage: ${HELP.usage}`);
   if (values.split !== undefined && values.split !== "val") {
     fail(`--split must be "val", got "${values.split}"`);
   }
@@ -80,7 +90,7 @@ async function main(args: string[]): Promise<void> {
     truth: set.boneage[i],
     predicted: predicted[k],
   }));
-  const summary = summarize(rows);
+  const summary = summarize(rows, meta.normalization.ageMean);
   const outDir = values.out ?? `${runDir}/eval`;
   await Deno.mkdir(outDir, { recursive: true });
   await Deno.writeTextFile(`${outDir}/predictions.csv`, predictionsCsv(rows));
@@ -98,6 +108,10 @@ async function main(args: string[]): Promise<void> {
       `(boys ${summary.mae_male.toFixed(2)}, girls ${summary.mae_female.toFixed(2)}, mean error ${
         summary.bias.toFixed(2)
       })`,
+  );
+  say(
+    `the mean predictor (${meta.normalization.ageMean.toFixed(1)} months, the training mean, ` +
+      `for every radiograph) scores ${summary.mae_mean_predictor.toFixed(2)}`,
   );
   for (const [band, g] of Object.entries(summary.by_age)) {
     say(`  ${band.padEnd(7)} n=${String(g.n).padStart(5)}  MAE ${g.n ? g.mae.toFixed(2) : "-"}`);

@@ -8,13 +8,24 @@
 import { decodeGray, letterbox } from "../src/data/image.ts";
 import type { ImageSet } from "../src/data/dataset.ts";
 import { Engine } from "../src/engine.ts";
-import { occlusionMap, renderOcclusionPng } from "../src/occlusion.ts";
+import { occlusionMap, renderHeatmapPng } from "../src/occlusion.ts";
 import { loadCheckpoint, predictMonths } from "../src/training.ts";
 import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/wording.ts";
-import { fail, numberOption, parseCommandLine, runTask } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
-const USAGE =
-  "usage: deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]";
+/** `deno task predict --help`. */
+export const HELP: TaskHelp = {
+  usage:
+    "deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]",
+  about: `Prints the bone age of one radiograph of the left hand (PNG or JPEG, any size) with the
+model's validation MAE as its uncertainty. --age adds the difference to the chronological age;
+--heatmap writes the occlusion map over the radiograph (red: regions that made the hand look
+older). Research software, not a medical device.`,
+  examples: [
+    "deno task predict data/synth/boneage-training-dataset/1.png --sex M --age 150 --checkpoint runs/example",
+    "deno task predict data/synth/boneage-training-dataset/2.png --sex F --checkpoint runs/example --heatmap runs/example/heatmap.png --json",
+  ],
+};
 
 /** Parses `--sex`: M/F (any case, or male/female). */
 export function parseSexOption(value: string | undefined): 0 | 1 {
@@ -33,14 +44,12 @@ async function main(args: string[]): Promise<void> {
       checkpoint: { type: "string" },
       heatmap: { type: "string" },
       json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
     },
-    USAGE,
+    HELP,
     true,
   );
-  if (values.help) return console.log(USAGE);
-  if (positionals.length !== 1) fail(`give exactly one image\n${USAGE}`);
-  if (!values.checkpoint) fail(`--checkpoint is required\n${USAGE}`);
+  if (positionals.length !== 1) fail(`give exactly one image\nusage: ${HELP.usage}`);
+  if (!values.checkpoint) fail(`--checkpoint is required\nusage: ${HELP.usage}`);
   const imagePath = positionals[0];
   const male = parseSexOption(values.sex);
   const age = values.age === undefined
@@ -98,7 +107,7 @@ async function main(args: string[]): Promise<void> {
   }
   if (values.heatmap) {
     const map = await occlusionMap(model, pixels, size, male, meta.normalization, months);
-    await Deno.writeFile(values.heatmap, renderOcclusionPng(pixels, size, map));
+    await Deno.writeFile(values.heatmap, renderHeatmapPng(gray, size, map));
     result.heatmap = values.heatmap;
     lines.push(
       `Occlusion heatmap written to ${values.heatmap} (red: regions that raised the estimate)`,

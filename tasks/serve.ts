@@ -13,13 +13,19 @@
  * @module
  */
 import { extname, join } from "node:path";
-import { parseArgs } from "node:util";
 import { RUN_FILES } from "../src/training.ts";
 import { DEFAULT_BUNDLE_DIR, ROOT } from "./bundle.ts";
-import { fail, numberOption } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, type TaskHelp } from "./cli.ts";
 import { NOT_A_DEVICE } from "../src/wording.ts";
 
-const USAGE = "usage: deno task serve [--checkpoint RUN_DIR] [--port 8000]";
+/** `deno task serve --help`. */
+export const HELP: TaskHelp = {
+  usage: "deno task serve [--checkpoint RUN_DIR] [--port 8000]",
+  about: `Builds the reader page (deno task bundle) and serves it on http://127.0.0.1:PORT/ only.
+The page runs RUN_DIR's best checkpoint with WebGPU in the browser: the radiograph never
+leaves the machine. Ctrl-C stops the server.`,
+  examples: ["deno task serve --checkpoint runs/example --port 8000"],
+};
 
 /** The only address the server listens on. */
 export const HOSTNAME = "127.0.0.1";
@@ -203,15 +209,10 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 }
 
 async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      checkpoint: { type: "string" },
-      port: { type: "string", default: "8000" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) return console.log(USAGE);
+  const { values } = parseCommandLine(args, {
+    checkpoint: { type: "string" },
+    port: { type: "string", default: "8000" },
+  }, HELP);
   const port = numberOption("port", values.port!, { integer: true, min: 0, max: 65535 });
   const checkpoint = values.checkpoint;
   let note = "no checkpoint: the page will ask for one (pass --checkpoint RUN_DIR)";

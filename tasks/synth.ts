@@ -5,36 +5,33 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { createProgress } from "../src/data/progress.ts";
+import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
-const USAGE = "usage: deno task synth --out DIR --n N [--seed S] [--size PX]";
+/** `deno task synth --help`. */
+export const HELP: TaskHelp = {
+  usage: "deno task synth --out DIR --n N [--seed S] [--size PX]",
+  about:
+    `Writes a Kaggle-layout folder (boneage-training-dataset.csv, boneage-training-dataset/<id>.png)
+of N generated left-hand radiographs whose maturity follows age and sex, PX pixels square
+(default 256), from seed S (default 0). Useful to try the tasks without the real data.`,
+  examples: ["deno task synth --out data/synth --n 200 --size 128"],
+};
 
 /** Parses the command line, writes the folder and prints a summary. */
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      out: { type: "string" },
-      n: { type: "string" },
-      seed: { type: "string", default: "0" },
-      size: { type: "string", default: "256" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const n = Number(values.n), seed = Number(values.seed), size = Number(values.size);
-  if (
-    !values.out || !Number.isInteger(n) || n < 1 || !Number.isInteger(seed) ||
-    !Number.isInteger(size)
-  ) {
-    console.error(USAGE);
-    Deno.exit(2);
-  }
+  const { values } = parseCommandLine(args, {
+    out: { type: "string" },
+    n: { type: "string" },
+    seed: { type: "string", default: "0" },
+    size: { type: "string", default: "256" },
+  }, HELP);
+  if (!values.out) fail(`--out is required\nusage: ${HELP.usage}`);
+  if (values.n === undefined) fail(`--n is required\nusage: ${HELP.usage}`);
+  const n = numberOption("n", values.n, { integer: true, min: 1, max: 1_000_000 });
+  const seed = numberOption("seed", values.seed!, { integer: true, min: 0 });
+  const size = numberOption("size", values.size!, { integer: true, min: 16, max: 4096 });
   const progress = createProgress("synth", n);
   const t0 = performance.now();
   const subjects = await writeSynthDataset(values.out, {
@@ -58,4 +55,4 @@ export async function main(args: string[]): Promise<void> {
   );
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) await runTask(main);

@@ -15,10 +15,21 @@
 import { decodeGray, letterbox } from "../src/data/image.ts";
 import { getConfig } from "../src/models.ts";
 import { formatTour, runTour, saveTourImages, TOUR_AGE, type TourImage } from "../src/tour.ts";
-import { fail, numberOption, parseCommandLine, runTask } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 import { parseSexOption } from "./predict.ts";
 
-const USAGE = "usage: deno task tour [--image PATH] [--sex M|F] [--age MONTHS] [--save DIR]";
+/** `deno task tour --help`. */
+export const HELP: TaskHelp = {
+  usage: "deno task tour [--image PATH --sex M|F] [--age MONTHS] [--save DIR]",
+  about: `Takes one radiograph (a generated one without --image) through one training step of the
+small model and narrates every op: kernel file and entry point, shapes, dispatch, FLOPs, GPU
+time, and its values next to the float64 reference. --save DIR writes pictures of the input,
+feature maps and the gradient with respect to the input.`,
+  examples: [
+    "deno task tour --save runs/tour",
+    "deno task tour --image data/synth/boneage-training-dataset/3.png --sex F --age 120",
+  ],
+};
 
 async function main(args: string[]): Promise<void> {
   const { values } = parseCommandLine(
@@ -28,11 +39,9 @@ async function main(args: string[]): Promise<void> {
       sex: { type: "string" },
       age: { type: "string" },
       save: { type: "string" },
-      help: { type: "boolean", short: "h" },
     },
-    USAGE,
+    HELP,
   );
-  if (values.help) return console.log(USAGE);
   const male = values.sex === undefined ? undefined : parseSexOption(values.sex);
   const age = values.age === undefined
     ? undefined
@@ -52,7 +61,7 @@ async function main(args: string[]): Promise<void> {
   const size = getConfig("small").inputHeight;
   let image: TourImage | undefined;
   if (values.image !== undefined) {
-    if (male === undefined) fail(`--sex M|F is needed with --image\n${USAGE}`);
+    if (male === undefined) fail(`--sex M|F is needed with --image\nusage: ${HELP.usage}`);
     let bytes: Uint8Array;
     try {
       bytes = await Deno.readFile(values.image);

@@ -19,15 +19,34 @@ import { writeSynthDataset } from "../src/data/synth.ts";
 import { createProgress } from "../src/data/progress.ts";
 import { Engine } from "../src/engine.ts";
 import { getConfig } from "../src/models.ts";
-import { RUN_FILES, trainModel } from "../src/training.ts";
-import { fail, numberOption, parseCommandLine, runTask, statusLine } from "./cli.ts";
+import { formatDuration, RUN_FILES, trainModel } from "../src/training.ts";
+import { fail, numberOption, parseCommandLine, runTask, statusLine, type TaskHelp } from "./cli.ts";
 
-const USAGE =
-  `usage: deno task train [--data DIR] [--config tiny|small|paper] [--epochs N] [--batch B]
-                       [--lr X] [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]`;
+/** `deno task train --help`. */
+export const HELP: TaskHelp = {
+  usage: `deno task train [--data DIR] [--config tiny|small] [--epochs N] [--batch B] [--lr X]
+                       [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]`,
+  about: `Trains a bone-age model on a Kaggle-layout folder (boneage-training-dataset.csv and
+boneage-training-dataset/<id>.png) and writes best/last checkpoints, split.json and
+metrics.jsonl to RUN_DIR (default runs/CONFIG). Without --data it uses data/, generating
+2,000 synthetic radiographs there first when it holds no data set. For the real RSNA 2017
+data, download "RSNA Pediatric Bone Age Challenge (2017)" from Stanford AIMI or Kaggle's
+"RSNA Bone Age", unpack it and pass its folder: deno task train --data ~/rsna-bone-age.
+Defaults: --config small --epochs 10 --batch 32 --lr 0.002 --seed 0. --time-limit MINUTES
+is a budget (the learning rate anneals by then); --resume continues RUN_DIR's last checkpoint.`,
+  examples: [
+    "deno task train --data data/synth --config tiny --epochs 2 --out runs/example",
+    "deno task train --data data/synth --config tiny --epochs 3 --out runs/example --resume",
+  ],
+};
 
 const DEFAULT_DATA = "data";
 const SYNTH_COUNT = 2000;
+const REAL_DATA_HINT =
+  `To train on the real RSNA 2017 Pediatric Bone Age data (12,611 hand radiographs): download it
+from Stanford AIMI ("RSNA Pediatric Bone Age Challenge (2017)") or Kaggle ("RSNA Bone Age"),
+unpack it so that one folder holds boneage-training-dataset.csv and boneage-training-dataset/,
+and pass that folder: deno task train --data ~/rsna-bone-age --out runs/rsna-small`;
 
 async function hasDataset(dir: string): Promise<boolean> {
   try {
@@ -52,11 +71,9 @@ async function main(args: string[]): Promise<void> {
       resume: { type: "boolean", default: false },
       "time-limit": { type: "string", default: "0" },
       strict: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
     },
-    USAGE,
+    HELP,
   );
-  if (values.help) return console.log(USAGE);
   const config = getConfig(values.config!);
   if (config.inputHeight !== config.inputWidth) {
     fail(
@@ -78,7 +95,7 @@ async function main(args: string[]): Promise<void> {
     if (!await hasDataset(dataDir)) {
       console.log(
         `No data set in ${dataDir}/: generating ${SYNTH_COUNT} synthetic radiographs there first.\n` +
-          `To train on the real RSNA data, pass its folder: deno task train --data ../shared/data/rsna-100px`,
+          REAL_DATA_HINT,
       );
       const progress = createProgress("synth", SYNTH_COUNT);
       await writeSynthDataset(dataDir, {
@@ -152,13 +169,18 @@ async function main(args: string[]): Promise<void> {
     settings: { ...settings, data: dataDir },
     resume: values.resume!,
     onProgress: status.update,
-    onEpoch: (m) => {
+    onEpoch: (m, secondsLeft) => {
       status.clear();
+      const ends = secondsLeft > 0
+        ? `; the run ends around ${
+          new Date(Date.now() + secondsLeft * 1000).toTimeString().slice(0, 5)
+        } (in ${formatDuration(secondsLeft)})`
+        : "";
       console.log(
         `epoch ${m.epoch}: train MAE ${m.train_mae_months.toFixed(2)} mo, val MAE ${
           m.val_mae.toFixed(2)
         } mo, ` +
-          `${m.seconds.toFixed(0)} s, ${m.images_per_s.toFixed(1)} img/s`,
+          `${m.seconds.toFixed(0)} s, ${m.images_per_s.toFixed(1)} img/s${ends}`,
       );
     },
     shouldStop: () => interrupts > 0,

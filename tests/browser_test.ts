@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Page } from "npm:playwright-core@1.56.1";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { buildBrowserBundle, KNOWN_DENO_REFERENCES, ROOT } from "../tasks/bundle.ts";
 import { type RunningServer, startServer } from "../tasks/serve.ts";
@@ -47,7 +47,7 @@ const SETTLED = 'body[data-state="ready"], body[data-state="error"]';
 // playwright-core reads the OS release, the home folder and the user id when it loads, so
 // it is imported only once that is allowed; without it the cases fail, saying so, below.
 const sysAllowed = (await Deno.permissions.query({ name: "sys" })).state === "granted";
-const { chromium } = sysAllowed ? await import("playwright-core") : { chromium: null! };
+const { chromium } = sysAllowed ? await import("npm:playwright-core@1.56.1") : { chromium: null! };
 
 /** Why the browser cases cannot run here, or null when Chromium starts. */
 async function chromiumProblem(): Promise<string | null> {

@@ -104,3 +104,45 @@ export function assertClose(
     );
   }
 }
+
+/** The project's root folder (where `deno.json` is). */
+export const PROJECT_ROOT = new URL("../", import.meta.url).pathname;
+
+/**
+ * The `deno run` arguments of a task exactly as `deno.json` defines them (its permissions,
+ * its lock file, its script), with write access to `extraWrite` added, so tests exercise the
+ * same permissions a user's `deno task NAME` gets.
+ */
+export function taskRunArgs(name: string, extraWrite: readonly string[] = []): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${PROJECT_ROOT}deno.json`));
+  const command: string | undefined = config.tasks?.[name]?.command;
+  if (!command) throw new Error(`deno.json has no task "${name}"`);
+  const words = command.split("&&").at(-1)!.trim().split(/\s+/);
+  if (words[0] !== "deno" || words[1] !== "run") throw new Error(`${name} is not a deno run task`);
+  return words.slice(1).map((w) =>
+    w.startsWith("--allow-write=") && extraWrite.length ? `${w},${extraWrite.join(",")}` : w
+  );
+}
+
+/** What a finished subprocess printed. */
+export interface TaskRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs task `name` as `deno task` would (see {@link taskRunArgs}) from the project root. */
+export async function runTaskProcess(
+  name: string,
+  args: readonly string[],
+  extraWrite: readonly string[] = [],
+): Promise<TaskRun> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...taskRunArgs(name, extraWrite), ...args],
+    cwd: PROJECT_ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}

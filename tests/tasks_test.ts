@@ -5,34 +5,15 @@
 import assert from "node:assert/strict";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { decodeSafetensors } from "../src/safetensors.ts";
+import { PROJECT_ROOT, runTaskProcess, type TaskRun, taskRunArgs } from "./helpers.ts";
 
-const TASKS = new URL("../tasks/", import.meta.url);
-const PROJECT = new URL("../", import.meta.url).pathname;
+const PROJECT = PROJECT_ROOT;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = TaskRun;
 
-/** Runs `tasks/<task>.ts` with read access everywhere and write access to `writable`. */
-async function task(name: string, args: string[], writable: string[]): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      `--allow-write=${writable.join(",")}`,
-      "--allow-env",
-      new URL(`${name}.ts`, TASKS).pathname,
-      ...args,
-    ],
-    cwd: PROJECT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+/** Runs a task with its deno.json permissions, plus write access to `writable`. */
+const task = (name: string, args: string[], writable: string[]) =>
+  runTaskProcess(name, args, writable);
 
 function ok(r: Run, what: string): Run {
   assert.equal(r.code, 0, `${what} failed:\n${r.stdout}\n${r.stderr}`);
@@ -349,11 +330,7 @@ Deno.test({
     const dir = `${root}/interrupted`;
     const child = new Deno.Command(Deno.execPath(), {
       args: [
-        "run",
-        "--allow-read",
-        `--allow-write=${root}`,
-        "--allow-env",
-        new URL("train.ts", TASKS).pathname,
+        ...taskRunArgs("train", [root]),
         "--data",
         data,
         "--config",

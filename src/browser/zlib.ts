@@ -8,7 +8,7 @@
  * @module
  */
 // Pinned inline: deno.json's import map is not this module's to extend.
-import { unzlibSync, zlibSync } from "fflate";
+import { unzlibSync, zlibSync } from "npm:fflate@0.8.2";
 
 /** Decompresses a zlib stream (node's `zlib.inflateSync`). */
 export function inflateSync(data: Uint8Array): Uint8Array {

@@ -24,7 +24,7 @@ import {
   numpy as np,
   valueAndGrad,
   vjp,
-} from "@jax-js/jax";
+} from "npm:@jax-js/jax@0.1.25";
 import type { ConvPass, ConvShape } from "../conv.ts";
 import { calibrateRepeats, type MapShape, median } from "../timing.ts";
 
