@@ -7,7 +7,8 @@
  *
  * @module
  */
-import type { ModelConfig } from "./models.ts";
+import { DataError } from "./data/report.ts";
+import { CONFIGS, type ModelConfig } from "./models.ts";
 import type { BoneAgeNet } from "./nn.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 
@@ -45,6 +46,76 @@ export interface CheckpointMeta {
   trainSeconds?: number;
   /** The command-line settings of the run (seed, lr, batch, epochs ...). */
   settings: Record<string, unknown>;
+  /** One entry per validated epoch so far: what `metrics.jsonl` is rewritten from. */
+  history?: Record<string, unknown>[];
+}
+
+/** The largest checkpoint JSON read; a real one is a few kilobytes. */
+const MAX_META_BYTES = 1 << 20;
+
+/**
+ * Parses and checks a checkpoint's JSON before anything is built from it: a known
+ * configuration (equal to the one of that name here), finite normalization statistics with
+ * positive standard deviations, whole non-negative counters, and for `best` a finite
+ * validation MAE (it is shown as the estimate's uncertainty). Throws a {@link DataError}
+ * naming the file and the key.
+ */
+export function parseCheckpointMeta(text: string, path: string, tag: string): CheckpointMeta {
+  const bad = (key: string, what: string): never => {
+    throw new DataError(`${key} ${what}`, path);
+  };
+  if (text.length > MAX_META_BYTES) bad("the file", `is over ${MAX_META_BYTES} bytes`);
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(text);
+  } catch (err) {
+    return bad("the file", `is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof meta !== "object" || meta === null || Array.isArray(meta)) {
+    bad("the file", "is not a JSON object");
+  }
+  if (meta.format !== 1) bad("format", `is ${JSON.stringify(meta.format)}, want 1`);
+  const config = meta.config as ModelConfig | undefined;
+  const name = typeof config?.name === "string" ? config.name : "";
+  const known = Object.hasOwn(CONFIGS, name) ? CONFIGS[name] : undefined;
+  if (!known) {
+    bad("config.name", `${JSON.stringify(name)} is not one of ${Object.keys(CONFIGS).join(", ")}`);
+  }
+  if (JSON.stringify(config) !== JSON.stringify(known)) {
+    bad(
+      "config",
+      `differs from the "${name}" configuration of this version; retrain with deno task train --config ${name}`,
+    );
+  }
+  const norm = meta.normalization as Record<string, unknown> | undefined;
+  for (const key of ["pixelMean", "pixelStd", "ageMean", "ageStd"]) {
+    const v = norm?.[key];
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      bad(`normalization.${key}`, `is ${JSON.stringify(v)}, not a finite number`);
+    }
+    if (key.endsWith("Std") && !((v as number) > 0)) {
+      bad(`normalization.${key}`, `is ${v}: a standard deviation must be > 0`);
+    }
+  }
+  for (const key of ["epoch", "stepInEpoch", "globalStep"]) {
+    const v = meta[key];
+    if (!Number.isSafeInteger(v) || (v as number) < 0) {
+      bad(key, `is ${JSON.stringify(v)}, not a whole number >= 0`);
+    }
+  }
+  // JSON has no NaN or Infinity: they are written as null (no validation yet, no best yet).
+  for (const key of ["valMae", "bestValMae"]) {
+    if (meta[key] === null) meta[key] = key === "valMae" ? NaN : Infinity;
+    if (typeof meta[key] !== "number" || (meta[key] as number) < 0) {
+      bad(key, `is ${JSON.stringify(meta[key])}, not a number >= 0`);
+    }
+  }
+  if (tag === "best" && !Number.isFinite(meta.valMae)) {
+    bad("valMae", "is missing: a best checkpoint records its validation MAE");
+  }
+  if (typeof meta.settings !== "object" || meta.settings === null) bad("settings", "is missing");
+  if (meta.history !== undefined && !Array.isArray(meta.history)) bad("history", "is not a list");
+  return meta as unknown as CheckpointMeta;
 }
 
 /** Converts one of our tensors to PyTorch's layout for the same parameter. */
@@ -109,12 +180,45 @@ function torchShape(shape: readonly number[]): number[] {
   return [...shape];
 }
 
-/** Writes `bytes` to `path` atomically (temp file in the same folder, then rename). */
-export async function writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  if (typeof bytes === "string") await Deno.writeTextFile(tmp, bytes);
-  else await Deno.writeFile(tmp, bytes);
-  await Deno.rename(tmp, path);
+/** Temporary files of {@link writeAtomic}: `<name>.tmp-<pid>`. */
+export const TEMP_FILE = /\.tmp-\d+$/;
+
+/**
+ * Writes each file to a temporary name in its folder, flushed to disk (fsync), then renames
+ * them into place in the order given: a crash leaves every file either old or new and
+ * complete, never half-written.
+ */
+export async function writeAtomic(
+  ...files: { path: string; bytes: Uint8Array | string }[]
+): Promise<void> {
+  const encoder = new TextEncoder();
+  for (const { path, bytes } of files) {
+    const file = await Deno.open(`${path}.tmp-${Deno.pid}`, {
+      write: true,
+      create: true,
+      truncate: true,
+    });
+    try {
+      const data = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
+      for (let at = 0; at < data.length;) at += await file.write(data.subarray(at));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+  }
+  for (const { path } of files) await Deno.rename(`${path}.tmp-${Deno.pid}`, path);
+}
+
+/** Removes the temporary files a crashed save left in `dir` (see {@link TEMP_FILE}). */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && TEMP_FILE.test(e.name)) {
+      await Deno.remove(`${dir}/${e.name}`);
+      removed.push(e.name);
+    }
+  }
+  return removed;
 }
 
 /** Serializes the model's tensors (and extra arrays, e.g. optimizer state) to safetensors. */
@@ -130,11 +234,16 @@ export async function modelToSafetensors(
 }
 
 /**
- * Loads safetensors weights into `model`. Throws, naming the file, when a tensor is missing,
- * extra, or has another shape (a checkpoint of a different configuration).
+ * Loads safetensors weights into `model` and returns the file's metadata. Throws, naming the
+ * file, when a tensor is missing, extra, or has another shape (a checkpoint of a different
+ * configuration).
  */
-export function loadModelWeights(model: BoneAgeNet, bytes: Uint8Array, source: string): void {
-  const { tensors } = decodeSafetensors(bytes, source);
+export function loadModelWeights(
+  model: BoneAgeNet,
+  bytes: Uint8Array,
+  source: string,
+): Record<string, string> {
+  const { tensors, metadata } = decodeSafetensors(bytes, source);
   const problems: string[] = [];
   const expected = new Set<string>();
   for (const { name, tensor } of model.namedTensors()) {
@@ -159,5 +268,26 @@ export function loadModelWeights(model: BoneAgeNet, bytes: Uint8Array, source: s
   }
   for (const { name, tensor } of model.namedTensors()) {
     model.engine.write(tensor, fromTorchLayout(tensor.shape, tensors.get(name)!));
+  }
+  return metadata;
+}
+
+/**
+ * Throws unless a checkpoint file's `step` stamp is the step its JSON records: the files of
+ * one checkpoint are one generation, never the weights of one save beside the JSON of another.
+ */
+export function checkSameGeneration(
+  metadata: Record<string, string>,
+  file: string,
+  meta: CheckpointMeta,
+  metaPath: string,
+): void {
+  if (metadata.step !== String(meta.globalStep)) {
+    throw new DataError(
+      `holds step ${metadata.step ?? "(none)"} but ${metaPath} records step ${meta.globalStep}: ` +
+        `the files are of different saves (an interrupted save or a copied file); ` +
+        `use the other checkpoint of the run or train again`,
+      file,
+    );
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DataError } from "./data/report.ts";
 
 /** A named float32 array with its shape. */
 export interface NamedArray {
@@ -43,45 +44,82 @@ export function encodeSafetensors(
   return out;
 }
 
-/** Parses safetensors bytes; `source` names the file in error messages. */
+/** The largest JSON header read (PyTorch's own reader stops at 100 MB). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Parses safetensors bytes, checking everything before trusting it: the header is a JSON
+ * object of entry objects; each entry has dtype F32, a shape of non-negative integers and
+ * integer offsets `0 <= begin <= end <= data length` spanning exactly shape x 4 bytes, with no
+ * two entries overlapping; `__metadata__` maps strings to strings. Every failure is a
+ * {@link DataError} naming `source` and the tensor.
+ */
 export function decodeSafetensors(
   bytes: Uint8Array,
   source = "safetensors",
 ): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new Error(`${source}: too short to be a safetensors file`);
-  const headerLength = Number(
-    new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true),
-  );
-  if (8 + headerLength > bytes.length) {
-    throw new Error(`${source}: header length ${headerLength} exceeds the file size`);
+  const bad = (what: string): never => {
+    throw new DataError(`not a valid safetensors file: ${what}`, source);
+  };
+  if (bytes.length < 8) bad("too short");
+  const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) {
+    bad(`header length ${headerLength} exceeds the file or ${MAX_HEADER_BYTES} bytes`);
   }
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const dataStart = 8 + Number(headerLength);
+  const dataLength = bytes.length - dataStart;
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(
+      bytes.subarray(8, dataStart),
+    ));
   } catch (err) {
-    throw new Error(`${source}: header is not JSON (${(err as Error).message})`);
+    bad(`header is not JSON (${(err as Error).message})`);
   }
-  const dataStart = 8 + headerLength;
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObject(header)) return bad("header is not a JSON object");
   const tensors = new Map<string, NamedArray>();
   let metadata: Record<string, string> = {};
+  const ranges: [number, number, string][] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
-      metadata = entry as unknown as Record<string, string>;
+      if (!isObject(entry) || !Object.values(entry).every((v) => typeof v === "string")) {
+        bad("__metadata__ is not an object of strings");
+      }
+      metadata = entry as Record<string, string>;
       continue;
     }
-    if (entry.dtype !== "F32") {
-      throw new Error(`${source}: ${name} has dtype ${entry.dtype}, want F32`);
+    const tensorBad = (what: string): never => bad(`tensor "${name}": ${what}`);
+    if (!isObject(entry)) tensorBad("entry is not an object");
+    const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+    if (dtype !== "F32") tensorBad(`dtype ${JSON.stringify(dtype)}, want F32`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      tensorBad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     }
-    const [begin, end] = entry.data_offsets;
     if (
-      dataStart + end > bytes.length || end - begin !== entry.shape.reduce((a, b) => a * b, 1) * 4
+      !Array.isArray(offsets) || offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
     ) {
-      throw new Error(
-        `${source}: ${name} has a byte range that does not match its shape or the file`,
-      );
+      tensorBad(`data_offsets ${JSON.stringify(offsets)} are not two non-negative integers`);
     }
+    const [begin, end] = offsets as [number, number];
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (begin > end || end > dataLength) {
+      tensorBad(`bytes ${begin}..${end} lie outside the ${dataLength} bytes of data`);
+    }
+    if (end - begin !== count * 4) {
+      tensorBad(`bytes ${begin}..${end} do not hold shape [${shape}] of F32`);
+    }
+    ranges.push([begin, end, name]);
     const copy = bytes.slice(dataStart + begin, dataStart + end);
-    tensors.set(name, { shape: entry.shape, data: new Float32Array(copy.buffer) });
+    tensors.set(name, { shape: shape as number[], data: new Float32Array(copy.buffer) });
+  }
+  ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i][0] < ranges[i - 1][1]) {
+      bad(`tensors "${ranges[i - 1][2]}" and "${ranges[i][2]}" overlap`);
+    }
   }
   return { tensors, metadata };
 }

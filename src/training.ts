@@ -8,8 +8,17 @@
  *
  * @module
  */
-import { type CheckpointMeta, type Normalization, writeAtomic } from "./checkpoint.ts";
-import { loadModelWeights, modelToSafetensors } from "./checkpoint.ts";
+import {
+  type CheckpointMeta,
+  checkSameGeneration,
+  loadModelWeights,
+  modelToSafetensors,
+  type Normalization,
+  parseCheckpointMeta,
+  removeStaleTempFiles,
+  writeAtomic,
+} from "./checkpoint.ts";
+import { DataError } from "./data/report.ts";
 import type { ImageSet } from "./data/dataset.ts";
 import { type AugmentRanges, DEFAULT_RANGES } from "./data/augment.ts";
 import { Loader } from "./data/loader.ts";
@@ -40,6 +49,8 @@ export interface TrainSettings {
   timeLimitMinutes: number;
   /** The data folder (recorded so `eval --split val` finds the same images). */
   data: string;
+  /** SHA-256 of its label CSV: the data set, wherever it lies (see `readLabels`). */
+  dataFingerprint: string;
 }
 
 /** One line of `metrics.jsonl`. */
@@ -103,6 +114,38 @@ export function trainingSide(config: ModelConfig, progress: number): number {
   return lowRes && progress < lowRes.until ? lowRes.side : config.inputHeight;
 }
 
+/** What {@link runSecondsLeft} needs to know. */
+export interface RunEtaInput {
+  /** The model configuration (its `lowRes` schedule decides each step's side). */
+  config: ModelConfig;
+  /** The next step to run and the run's total. */
+  fromStep: number;
+  totalSteps: number;
+  /** Part of the time budget used (see {@link scheduleProgress}). */
+  timeFraction: number;
+  /** Measured seconds per step per pixel of the training side. */
+  secondsPerPixelStep: number;
+  /** Validations still to run, and what one takes. */
+  validations: number;
+  validationSeconds: number;
+  /** Seconds left of the time budget (Infinity without one). */
+  budgetLeft: number;
+}
+
+/**
+ * Seconds the rest of a run should take: each remaining step priced by the pixels of its
+ * training side (a 96x96 step costs about (96/64)^2 of a 64x64 one), plus the validations
+ * left, and never more than the time budget has left.
+ */
+export function runSecondsLeft(o: RunEtaInput): number {
+  let pixels = 0;
+  for (let g = o.fromStep; g < o.totalSteps; g++) {
+    pixels += trainingSide(o.config, scheduleProgress(g, o.totalSteps, o.timeFraction)) ** 2;
+  }
+  const left = pixels * o.secondsPerPixelStep + o.validations * o.validationSeconds;
+  return Math.min(left, o.budgetLeft);
+}
+
 /** Test-time augmentation: the training ranges' geometry, no exposure changes. */
 export const TTA_RANGES: AugmentRanges = {
   rotationDeg: DEFAULT_RANGES.rotationDeg,
@@ -154,6 +197,13 @@ export async function predictMonths(
       pred.dispose();
     }
   }
+  const broken = out.findIndex((v) => !Number.isFinite(v));
+  if (broken >= 0) {
+    throw new Error(
+      `the model's estimate for ${set.ids[indices[broken]]} is ${out[broken]} months: ` +
+        `its checkpoint's weights or normalization are broken`,
+    );
+  }
   return out;
 }
 
@@ -172,7 +222,10 @@ export const RUN_FILES = {
   optimizer: "last.optimizer.safetensors",
 } as const;
 
-/** Writes a checkpoint (`tag` = last or best); with `optimizer`, its state too. */
+/**
+ * Writes a checkpoint (`tag` = last or best); with `optimizer`, its state too. Every file is
+ * stamped with the step and written durably; the JSON is renamed into place last.
+ */
 export async function saveCheckpoint(
   runDir: string,
   tag: "last" | "best",
@@ -185,7 +238,10 @@ export async function saveCheckpoint(
     step: String(meta.globalStep),
     config: meta.config.name,
   };
-  await writeAtomic(`${runDir}/${RUN_FILES.weights(tag)}`, await modelToSafetensors(model, stamp));
+  const files = [{
+    path: `${runDir}/${RUN_FILES.weights(tag)}`,
+    bytes: await modelToSafetensors(model, stamp),
+  }];
   if (optimizer) {
     const state = await optimizer.state();
     const arrays = new Map<string, NamedArray>();
@@ -193,16 +249,18 @@ export async function saveCheckpoint(
       arrays.set(`m.${p.name}`, { shape: [state.m[i].length], data: state.m[i] });
       arrays.set(`v.${p.name}`, { shape: [state.v[i].length], data: state.v[i] });
     });
-    await writeAtomic(
-      `${runDir}/${RUN_FILES.optimizer}`,
-      encodeSafetensors(arrays, { ...stamp, adam_step: String(state.step) }),
-    );
+    files.push({
+      path: `${runDir}/${RUN_FILES.optimizer}`,
+      bytes: encodeSafetensors(arrays, { ...stamp, adam_step: String(state.step) }),
+    });
   }
-  // The JSON goes last: its presence means the files above are complete.
-  await writeAtomic(`${runDir}/${RUN_FILES.meta(tag)}`, JSON.stringify(meta, null, 2) + "\n");
+  await writeAtomic(...files, {
+    path: `${runDir}/${RUN_FILES.meta(tag)}`,
+    bytes: JSON.stringify(meta, null, 2) + "\n",
+  });
 }
 
-/** Reads a checkpoint's JSON, naming the file when it is missing or malformed. */
+/** Reads and checks a checkpoint's JSON (see `parseCheckpointMeta`), naming the file. */
 export async function readCheckpointMeta(
   runDir: string,
   tag: "last" | "best",
@@ -219,13 +277,7 @@ export async function readCheckpointMeta(
     }
     throw err;
   }
-  try {
-    const meta = JSON.parse(text) as CheckpointMeta;
-    if (meta.format !== 1 || !meta.config || !meta.normalization) throw new Error("missing fields");
-    return meta;
-  } catch (err) {
-    throw new Error(`${path} is not a checkpoint description: ${(err as Error).message}`);
-  }
+  return parseCheckpointMeta(text, path, tag);
 }
 
 /** Builds the model of a checkpoint and loads its weights (`tag` defaults to best). */
@@ -233,40 +285,119 @@ export async function loadCheckpoint(
   engine: Engine,
   runDir: string,
   tag: "last" | "best" = "best",
-  expectConfig?: ModelConfig,
 ): Promise<{ model: BoneAgeNet; meta: CheckpointMeta }> {
   const meta = await readCheckpointMeta(runDir, tag);
-  if (expectConfig && JSON.stringify(expectConfig) !== JSON.stringify(meta.config)) {
-    throw new Error(
-      `${runDir}/${RUN_FILES.meta(tag)} was trained with config "${meta.config.name}", ` +
-        `which differs from "${expectConfig.name}"`,
-    );
-  }
   const model = new BoneAgeNet(engine, meta.config);
-  const path = `${runDir}/${RUN_FILES.weights(tag)}`;
-  loadModelWeights(model, await Deno.readFile(path), path);
+  await loadWeightsOf(model, runDir, tag, meta);
   return { model, meta };
 }
 
-/** Restores Adam's state saved by {@link saveCheckpoint}. */
+/** Loads `tag`'s weights into `model`, checking they are of the save `meta` describes. */
+async function loadWeightsOf(
+  model: BoneAgeNet,
+  runDir: string,
+  tag: "last" | "best",
+  meta: CheckpointMeta,
+): Promise<void> {
+  const path = `${runDir}/${RUN_FILES.weights(tag)}`;
+  const stamp = loadModelWeights(model, await Deno.readFile(path), path);
+  checkSameGeneration(stamp, path, meta, `${runDir}/${RUN_FILES.meta(tag)}`);
+}
+
+/** Restores Adam's state saved by {@link saveCheckpoint}, of the save `meta` describes. */
 export async function loadOptimizer(
   runDir: string,
   model: BoneAgeNet,
   optimizer: Adam,
+  meta: CheckpointMeta,
 ): Promise<void> {
   const path = `${runDir}/${RUN_FILES.optimizer}`;
   const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  checkSameGeneration(metadata, path, meta, `${runDir}/${RUN_FILES.meta("last")}`);
   const params = model.parameters();
   const get = (key: string) => {
     const t = tensors.get(key);
-    if (!t) throw new Error(`${path}: missing ${key}`);
+    if (!t) throw new DataError(`missing tensor ${key}`, path);
     return t.data;
   };
+  const step = Number(metadata.adam_step);
+  if (!Number.isSafeInteger(step) || step < 0) {
+    throw new DataError(
+      `adam_step ${JSON.stringify(metadata.adam_step)} is not a step count`,
+      path,
+    );
+  }
   optimizer.loadState({
-    step: Number(metadata.adam_step),
-    m: params.map((p) => get(`m.${p.name}`)),
-    v: params.map((p) => get(`v.${p.name}`)),
+    step,
+    m: params.map((q) => get(`m.${q.name}`)),
+    v: params.map((q) => get(`v.${q.name}`)),
   });
+}
+
+/** The lines of a run's `metrics.jsonl` (none when it is missing). */
+export async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
+  const path = `${runDir}/${RUN_FILES.metrics}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l) as EpochMetrics;
+    } catch {
+      throw new DataError("is not one JSON object per line", path, i + 1);
+    }
+  });
+}
+
+/** Rewrites `metrics.jsonl` whole (atomically) from the run's history. */
+function writeMetrics(runDir: string, history: readonly EpochMetrics[]): Promise<void> {
+  return writeAtomic({
+    path: `${runDir}/${RUN_FILES.metrics}`,
+    bytes: history.map((m) => JSON.stringify(m) + "\n").join(""),
+  });
+}
+
+/**
+ * What `--resume` may change. A different batch, seed, learning rate or data set (by its
+ * CSV's fingerprint) would continue the saved step-in-epoch and optimizer state against
+ * another run, so those are refused, each named with both values. More epochs or another
+ * time budget are well defined, and each comes with a note of what it does to the schedule.
+ */
+export function compareResumeSettings(
+  saved: Record<string, unknown>,
+  now: TrainSettings,
+): { refused: string[]; notes: string[] } {
+  const refused: string[] = [];
+  const notes: string[] = [];
+  for (const [key, flag] of [["batch", "--batch"], ["seed", "--seed"], ["lr", "--lr"]] as const) {
+    if (saved[key] !== now[key]) refused.push(`${flag} ${now[key]} (the run has ${saved[key]})`);
+  }
+  if (saved.dataFingerprint !== undefined && saved.dataFingerprint !== now.dataFingerprint) {
+    refused.push(
+      `--data ${now.data}, whose label CSV differs from the one the run was trained on (${saved.data})`,
+    );
+  } else if (saved.data !== now.data) {
+    notes.push(`the data moved from ${saved.data} to ${now.data} (same label CSV)`);
+  }
+  if (saved.epochs !== now.epochs) {
+    notes.push(
+      `--epochs ${now.epochs} (was ${saved.epochs}): the cosine schedule now spans ${now.epochs} ` +
+        `epochs from the start, so the learning rate ${
+          Number(now.epochs) > Number(saved.epochs) ? "rises" : "drops"
+        } to where that schedule is at this step`,
+    );
+  }
+  if (saved.timeLimitMinutes !== now.timeLimitMinutes) {
+    notes.push(
+      `--time-limit ${now.timeLimitMinutes} (was ${saved.timeLimitMinutes}): the budget counts ` +
+        `the minutes already trained, and the schedule follows the new one`,
+    );
+  }
+  return { refused, notes };
 }
 
 /** Everything {@link trainModel} needs. */
@@ -291,6 +422,8 @@ export interface TrainJob {
   onProgress?: (line: string) => void;
   /** Called after each epoch, with the seconds the rest of the run should take. */
   onEpoch?: (m: EpochMetrics, runSecondsLeft: number) => void;
+  /** Called with a line worth telling the user (what a resume changes, files cleaned up). */
+  onNote?: (line: string) => void;
   /** Polled after every step; true stops training after saving `last`. */
   shouldStop?: () => boolean;
 }
@@ -320,24 +453,36 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   let globalStep = 0;
   let bestValMae = Infinity;
   let secondsBefore = 0;
+  let history: EpochMetrics[] = [];
+  const removed = await removeStaleTempFiles(runDir);
+  if (removed.length) job.onNote?.(`removed ${removed.length} unfinished files of a crashed save`);
+  let resumed: CheckpointMeta | null = null;
   if (job.resume) {
-    const meta = await readCheckpointMeta(runDir, "last");
+    const meta = resumed = await readCheckpointMeta(runDir, "last");
     if (meta.config.name !== config.name) {
       throw new Error(
         `--resume: ${runDir} holds a "${meta.config.name}" run, not "${config.name}"`,
       );
     }
-    loadModelWeights(
-      model,
-      await Deno.readFile(`${runDir}/${RUN_FILES.weights("last")}`),
-      `${runDir}/last`,
-    );
-    await loadOptimizer(runDir, model, optimizer);
+    const { refused, notes } = compareResumeSettings(meta.settings, settings);
+    if (refused.length) {
+      throw new Error(
+        `--resume: ${runDir} was started with other settings: ${refused.join("; ")}. ` +
+          `Resume with the same ones, or start a new run with another --out`,
+      );
+    }
+    notes.forEach((n) => job.onNote?.(`--resume: ${n}`));
+    await loadWeightsOf(model, runDir, "last", meta);
+    await loadOptimizer(runDir, model, optimizer, meta);
     startEpoch = meta.epoch;
     skipSteps = meta.stepInEpoch;
     globalStep = meta.globalStep;
     bestValMae = meta.bestValMae ?? Infinity;
     secondsBefore = meta.trainSeconds ?? 0;
+    // metrics.jsonl says what the checkpoint says, whatever a crash left in it.
+    history = (meta.history as EpochMetrics[] | undefined) ??
+      (await readMetrics(runDir)).filter((m) => m.epoch <= meta.epoch);
+    await writeMetrics(runDir, history);
   }
   const loaderOptions = {
     pixelMean: norm.pixelMean,
@@ -373,12 +518,17 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   const sideAt = (step: number) =>
     trainingSide(config, scheduleProgress(step, totalSteps, timeFraction()));
   /** Seconds left for the steps from `globalStep` on and the validations of epochs `epoch`.. */
-  const runSecondsLeft = (epoch: number, secondsPerPixelStep: number) => {
-    let pixelsLeft = 0;
-    for (let g = globalStep; g < totalSteps; g++) pixelsLeft += sideAt(g) ** 2;
-    const left = pixelsLeft * secondsPerPixelStep + (settings.epochs - epoch) * validationSeconds;
-    return budget > 0 ? Math.min(left, Math.max(0, budget - trainSeconds())) : left;
-  };
+  const secondsLeft = (epoch: number, secondsPerPixelStep: number) =>
+    runSecondsLeft({
+      config,
+      fromStep: globalStep,
+      totalSteps,
+      timeFraction: timeFraction(),
+      secondsPerPixelStep,
+      validations: settings.epochs - epoch,
+      validationSeconds,
+      budgetLeft: budget > 0 ? Math.max(0, budget - trainSeconds()) : Infinity,
+    });
   let lr = settings.lr;
   let imagesTrained = 0;
   let stopped: TrainResult["stopped"] = "done";
@@ -395,6 +545,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     bestValMae,
     trainSeconds: trainSeconds(),
     settings: { ...settings },
+    history: history as unknown as Record<string, unknown>[],
   });
 
   for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {
@@ -448,7 +599,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
         const elapsed = (performance.now() - stepTimer) / 1000;
         const done = step - skipSteps;
         const rate = done * settings.batch / elapsed;
-        const eta = runSecondsLeft(epoch, (stepSeconds + elapsed) / pixelSteps);
+        const eta = secondsLeft(epoch, (stepSeconds + elapsed) / pixelSteps);
         job.onProgress?.(
           progressLine(
             epoch + 1,
@@ -483,12 +634,6 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     const improved = valMae < bestValMae;
     if (improved) bestValMae = valMae;
     const [doneEpochs, stepInEpoch] = partial ? [epoch, interruptedAt] : [epoch + 1, 0];
-    await saveCheckpoint(runDir, "last", model, meta(doneEpochs, stepInEpoch, valMae), optimizer);
-    if (improved) {
-      await saveCheckpoint(runDir, "best", model, meta(doneEpochs, stepInEpoch, valMae));
-    }
-    validationSeconds = (performance.now() - validationStart) / 1000;
-    reserve = 1.5 * validationSeconds;
     const seconds = (performance.now() - epochStart) / 1000;
     const metrics: EpochMetrics = {
       epoch: epoch + 1,
@@ -500,13 +645,20 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
       images_per_s: ((step - firstStep) * settings.batch) / seconds,
       ...(partial ? { partial: true } : {}),
     };
-    await Deno.writeTextFile(`${runDir}/${RUN_FILES.metrics}`, JSON.stringify(metrics) + "\n", {
-      append: true,
-    });
+    history.push(metrics);
+    await saveCheckpoint(runDir, "last", model, meta(doneEpochs, stepInEpoch, valMae), optimizer);
+    if (improved) {
+      await saveCheckpoint(runDir, "best", model, meta(doneEpochs, stepInEpoch, valMae));
+    }
+    // After the checkpoint, so that it never lists an epoch the checkpoint lacks; a crash
+    // in between leaves it one line short until --resume rewrites it from `last`.
+    await writeMetrics(runDir, history);
+    validationSeconds = (performance.now() - validationStart) / 1000;
+    reserve = 1.5 * validationSeconds;
     completedEpochs = epoch + 1;
     job.onEpoch?.(
       metrics,
-      stopped === "done" ? runSecondsLeft(epoch + 1, stepSeconds / Math.max(1, pixelSteps)) : 0,
+      stopped === "done" ? secondsLeft(epoch + 1, stepSeconds / Math.max(1, pixelSteps)) : 0,
     );
     if (stopped !== "done") break;
   }

@@ -13,7 +13,7 @@ import { loadImageSet } from "../src/data/load.ts";
 import { readSplit } from "../src/data/split.ts";
 import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
-import { type EpochMetrics, loadCheckpoint, predictMonths, RUN_FILES } from "../src/training.ts";
+import { loadCheckpoint, predictMonths, readMetrics } from "../src/training.ts";
 import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
 /** `deno task eval --help`. */
@@ -30,15 +30,6 @@ averages N mildly transformed copies; --json prints one JSON object as the last 
     "deno task eval --checkpoint runs/example --data data/synth --json",
   ],
 };
-
-async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
-  try {
-    const text = await Deno.readTextFile(`${runDir}/${RUN_FILES.metrics}`);
-    return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
-  } catch {
-    return [];
-  }
-}
 
 async function main(args: string[]): Promise<void> {
   const { values } = parseCommandLine(
@@ -65,12 +56,19 @@ async function main(args: string[]): Promise<void> {
   const { model, meta } = await loadCheckpoint(engine, runDir, "best");
   const dataDir = values.data ?? (values.split ? String(meta.settings.data ?? "") : "");
   if (!dataDir) fail(`--data is required (or --split val to use the run's own validation rows)`);
-  const { set } = await loadImageSet(dataDir, {
+  const { set, fingerprint } = await loadImageSet(dataDir, {
     size: meta.config.inputHeight,
     quiet: values.json,
   });
   let indices: number[];
   if (values.split === "val") {
+    const trained = meta.settings.dataFingerprint;
+    if (trained !== undefined && trained !== fingerprint) {
+      fail(
+        `${dataDir}: its label CSV is not the one ${runDir} was trained on, so the run's ` +
+          `validation rows do not apply; evaluate it as a whole with --data ${dataDir}`,
+      );
+    }
     const split = await readSplit(runDir, set.ids);
     if (split.missing?.length) {
       fail(`${runDir}/split.json names ${split.missing.length} ids absent from ${dataDir}`);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { decodeGray, letterbox } from "../src/data/image.ts";
+import { decodeGray, letterbox, readImageFile } from "../src/data/image.ts";
 import type { ImageSet } from "../src/data/dataset.ts";
 import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderHeatmapPng } from "../src/occlusion.ts";
@@ -58,7 +58,7 @@ async function main(args: string[]): Promise<void> {
 
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(imagePath);
+    bytes = await readImageFile(imagePath);
   } catch (err) {
     return fail(`cannot read ${imagePath}: ${(err as Error).message}`);
   }

@@ -115,8 +115,91 @@ function routeTable(bundleDir: string, checkpoint: string | undefined): Map<stri
   return routes;
 }
 
-function answer(status: number, body: string, type = "text/plain; charset=utf-8"): Response {
-  return new Response(body, { status, headers: { "content-type": type } });
+/** Headers of every response, errors included. */
+const SECURITY_HEADERS = {
+  "content-security-policy": CSP,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cross-origin-resource-policy": "same-origin",
+  // The checkpoint can be replaced between page loads, and nothing here is large.
+  "cache-control": "no-store",
+};
+
+/** A short answer with the security headers; its text never echoes the request. */
+function answer(
+  status: number,
+  body: string,
+  type = "text/plain; charset=utf-8",
+  extra: Record<string, string> = {},
+): Response {
+  return new Response(body, {
+    status,
+    headers: { ...SECURITY_HEADERS, "content-type": type, ...extra },
+  });
+}
+
+/** Seconds a client has to send its request's headers, and to stay silent between bytes. */
+export const HEADER_TIMEOUT_S = 10;
+export const IDLE_TIMEOUT_S = 60;
+
+/**
+ * Deno.serve waits for headers forever, so a client that never finishes them would hold a
+ * connection for good. The public port is therefore a small relay: it reads each
+ * connection's first request headers within {@link HEADER_TIMEOUT_S}, then pipes the
+ * connection to the HTTP server on a private loopback port, closing it after
+ * {@link IDLE_TIMEOUT_S} without a byte from the client.
+ */
+function relay(listener: Deno.Listener, target: number): Promise<void> {
+  const pipe = async (from: Deno.Conn, to: Deno.Conn, idle: boolean) => {
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const n = await Promise.race([
+        from.read(buf),
+        new Promise<null>((r) => {
+          if (idle) timer = setTimeout(() => r(null), IDLE_TIMEOUT_S * 1000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (n === null) break;
+      for (let at = 0; at < n;) at += await to.write(buf.subarray(at, n));
+    }
+  };
+  const handle = async (client: Deno.Conn) => {
+    let server: Deno.Conn | null = null;
+    try {
+      const head: Uint8Array[] = [];
+      let seen = "";
+      const deadline = Date.now() + HEADER_TIMEOUT_S * 1000;
+      while (!seen.includes("\r\n\r\n")) {
+        const buf = new Uint8Array(8192);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const n = await Promise.race([
+          client.read(buf),
+          new Promise<null>((r) => timer = setTimeout(() => r(null), deadline - Date.now())),
+        ]).finally(() => clearTimeout(timer));
+        if (n === null || seen.length > 64 * 1024) return; // too slow, closed, or too large
+        head.push(buf.subarray(0, n));
+        seen += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      server = await Deno.connect({ hostname: HOSTNAME, port: target });
+      for (const chunk of head) await server.write(chunk);
+      await Promise.race([pipe(client, server, true), pipe(server, client, false)]);
+    } catch {
+      /* a connection reset ends the relay */
+    } finally {
+      try {
+        client.close();
+      } catch { /* already closed */ }
+      try {
+        server?.close();
+      } catch { /* already closed */ }
+    }
+  };
+  return (async () => {
+    try {
+      for await (const conn of listener) handle(conn);
+    } catch { /* the listener was closed */ }
+  })();
 }
 
 /** Starts the server (see the module doc) and resolves once it listens. */
@@ -137,14 +220,12 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // Only our own names for this machine: a page elsewhere that rebinds a DNS name to
     // 127.0.0.1 must not be able to read the checkpoint through the visitor's browser.
     const host = request.headers.get("host") ?? "";
-    if (host !== `${HOSTNAME}:${port}` && host !== `localhost:${port}`) {
-      return answer(421, `unknown host ${host}: open http://${HOSTNAME}:${port}/\n`);
+    const names = port === 80 ? [HOSTNAME, "localhost"] : [];
+    if (![`${HOSTNAME}:${port}`, `localhost:${port}`, ...names].includes(host)) {
+      return answer(421, `unknown host: open http://${HOSTNAME}:${port}/\n`);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return new Response("this server only sends files\n", {
-        status: 405,
-        headers: { allow: "GET, HEAD" },
-      });
+      return answer(405, "this server only sends files\n", undefined, { allow: "GET, HEAD" });
     }
     if (url.pathname === "/kernels/index.json") {
       return answer(200, kernels, TYPES[".json"]);
@@ -154,57 +235,59 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
       if (url.pathname.startsWith("/checkpoint/") && !options.checkpoint) {
         return answer(404, "no checkpoint: start the server with --checkpoint RUN_DIR\n");
       }
-      return answer(404, `not found: ${url.pathname}\n`);
+      return answer(404, "not found\n");
     }
     let body: Uint8Array;
     try {
       body = await Deno.readFile(file);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
-        return answer(404, `missing file for ${url.pathname}\n`);
+        return answer(404, "not found (the file is missing on the server)\n");
       }
       throw err;
     }
     return new Response(request.method === "HEAD" ? null : body as Uint8Array<ArrayBuffer>, {
       headers: {
+        ...SECURITY_HEADERS,
         "content-type": TYPES[extname(file)] ?? "application/octet-stream",
         "content-length": String(body.length),
-        // The checkpoint can be replaced between page loads, and nothing here is large.
-        "cache-control": "no-store",
-        "content-security-policy": CSP,
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        "cross-origin-resource-policy": "same-origin",
       },
     });
   };
 
-  const server = Deno.serve({
-    hostname: HOSTNAME,
-    port: options.port,
-    onListen: () => {},
-  }, async (request) => {
-    const started = performance.now();
-    let response: Response;
-    try {
-      response = await handle(request);
-    } catch (err) {
-      response = answer(500, `server error: ${(err as Error).message}\n`);
-    }
-    const { pathname, search } = new URL(request.url);
-    log(
-      `${new Date().toISOString()} ${request.method} ${pathname}${search} ${response.status} ` +
-        `${response.headers.get("content-length") ?? "-"} ${
-          (performance.now() - started).toFixed(0)
-        }ms`,
-    );
-    return response;
-  });
-  port = server.addr.port;
+  const listener = Deno.listen({ hostname: HOSTNAME, port: options.port });
+  port = (listener.addr as Deno.NetAddr).port;
+  const server = Deno.serve(
+    { hostname: HOSTNAME, port: 0, onListen: () => {} },
+    async (request) => {
+      const started = performance.now();
+      let response: Response;
+      try {
+        response = await handle(request);
+      } catch (err) {
+        // The details go to the server's log, not to the client.
+        log(`error: ${(err as Error).message}`);
+        response = answer(500, "server error\n");
+      }
+      const { pathname, search } = new URL(request.url);
+      log(
+        `${new Date().toISOString()} ${request.method} ${pathname}${search} ${response.status} ` +
+          `${response.headers.get("content-length") ?? "-"} ${
+            (performance.now() - started).toFixed(0)
+          }ms`,
+      );
+      return response;
+    },
+  );
+  const relaying = relay(listener, server.addr.port);
   return {
     url: `http://${HOSTNAME}:${port}/`,
     port,
-    shutdown: () => server.shutdown(),
+    shutdown: async () => {
+      listener.close();
+      await server.shutdown();
+      await relaying;
+    },
   };
 }
 

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { decodeGray, letterbox } from "../src/data/image.ts";
+import { decodeGray, letterbox, readImageFile } from "../src/data/image.ts";
 import { getConfig } from "../src/models.ts";
 import { formatTour, runTour, saveTourImages, TOUR_AGE, type TourImage } from "../src/tour.ts";
 import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
@@ -64,7 +64,7 @@ async function main(args: string[]): Promise<void> {
     if (male === undefined) fail(`--sex M|F is needed with --image\nusage: ${HELP.usage}`);
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(values.image);
+      bytes = await readImageFile(values.image);
     } catch (err) {
       return fail(`cannot read ${values.image}: ${(err as Error).message}`);
     }

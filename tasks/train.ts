@@ -117,7 +117,7 @@ async function main(args: string[]): Promise<void> {
 
   const engine = await Engine.create();
   console.log(`adapter: ${engine.info.description}${engine.info.isFallback ? " (software)" : ""}`);
-  const { set, report } = await loadImageSet(dataDir, {
+  const { set, report, fingerprint } = await loadImageSet(dataDir, {
     size: config.inputHeight,
     strict: values.strict,
   });
@@ -166,7 +166,11 @@ async function main(args: string[]): Promise<void> {
     config,
     normalization: { pixelMean: pixels.mean, pixelStd: pixels.std, ageMean, ageStd },
     runDir,
-    settings: { ...settings, data: dataDir },
+    settings: { ...settings, data: dataDir, dataFingerprint: fingerprint },
+    onNote: (line) => {
+      status.clear();
+      console.log(line);
+    },
     resume: values.resume!,
     onProgress: status.update,
     onEpoch: (m, secondsLeft) => {

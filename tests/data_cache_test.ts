@@ -26,14 +26,14 @@ function png(seed: number): Uint8Array {
   return encodeGrayPng(Array.from({ length: w * h }, (_, i) => (i * 13 + seed * 97) & 255), w, h);
 }
 
-/** Kaggle folder with `n` images (ids 1..n), ages 10*id months. */
+/** Kaggle folder with `n` images (ids 1..n), ages 10, 20, ... 300 months, repeating. */
 async function kaggle(n: number): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "data_cache_" });
   await Deno.mkdir(join(dir, "boneage-training-dataset"));
   const lines = ["id,boneage,male"];
   for (let i = 1; i <= n; i++) {
     await Deno.writeFile(join(dir, "boneage-training-dataset", `${i}.png`), png(i));
-    lines.push(`${i},${10 * i},${i % 2 ? "True" : "False"}`);
+    lines.push(`${i},${10 * ((i - 1) % 30 + 1)},${i % 2 ? "True" : "False"}`);
   }
   await Deno.writeTextFile(join(dir, "boneage-training-dataset.csv"), lines.join("\n"));
   return dir;

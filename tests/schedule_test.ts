@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { getConfig } from "../src/models.ts";
-import { learningRate, scheduleProgress, trainingSide } from "../src/training.ts";
+import {
+  formatDuration,
+  learningRate,
+  progressLine,
+  runSecondsLeft,
+  scheduleProgress,
+  trainingSide,
+} from "../src/training.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
@@ -49,4 +56,39 @@ Deno.test("schedule progress: 0 in warm-up, then steps or time, whichever is fur
   close(scheduleProgress(800, total, 0.1), (800 - 20) / 980, "clock behind");
   assert.equal(scheduleProgress(total + 5, total), 1);
   assert.equal(scheduleProgress(100, total, 1.5), 1);
+});
+
+Deno.test("run ETA: steps left priced by their side's pixels, plus validations, within the budget", () => {
+  const config = getConfig("small"); // 64x64 until half-way, then 96x96
+  const total = 1000; // warm-up 20 steps; the side switches at step 20 + 490
+  const base = {
+    config,
+    totalSteps: total,
+    timeFraction: 0,
+    secondsPerPixelStep: 1e-4,
+    validations: 0,
+    validationSeconds: 30,
+    budgetLeft: Infinity,
+  };
+  const low = 510 * 64 * 64, high = 490 * 96 * 96;
+  close(runSecondsLeft({ ...base, fromStep: 0 }), (low + high) * 1e-4, "whole run");
+  close(runSecondsLeft({ ...base, fromStep: 510 }), high * 1e-4, "second half");
+  close(runSecondsLeft({ ...base, fromStep: total, validations: 2 }), 60, "validations only");
+  close(runSecondsLeft({ ...base, fromStep: 0, budgetLeft: 120 }), 120, "the budget caps it");
+  // A clock past the switch makes every step left a 96x96 one.
+  close(
+    runSecondsLeft({ ...base, fromStep: 100, timeFraction: 0.6 }),
+    900 * 96 * 96 * 1e-4,
+    "clock",
+  );
+});
+
+Deno.test("the progress line shows the time left for the whole run", () => {
+  assert.equal(formatDuration(42), "42s");
+  assert.equal(formatDuration(7 * 60 + 42), "7m42s");
+  assert.equal(formatDuration(3600 + 2 * 60 + 5), "1h02m");
+  assert.equal(
+    progressLine(3, 10, 120, 363, 14.24, 31.5, 47 * 60 + 42),
+    "epoch 3/10 [#######.............] 120/363  loss 14.2 mo  31.5 img/s  run ends in 47m42s",
+  );
 });

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { writeSynthDataset } from "../src/data/synth.ts";
-import { decodeSafetensors } from "../src/safetensors.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
 import { PROJECT_ROOT, runTaskProcess, type TaskRun, taskRunArgs } from "./helpers.ts";
 
 const PROJECT = PROJECT_ROOT;
@@ -284,21 +284,58 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "a checkpoint of another configuration is refused with a clear error",
+  name: "checkpoints of another configuration, shapes or save are refused with a clear error",
   fn: async () => {
     const { root, run, data } = await trainedRun();
     const other = `${root}/mismatch`;
     await Deno.mkdir(other, { recursive: true });
-    await Deno.copyFile(`${run}/best.safetensors`, `${other}/best.safetensors`);
     const meta = JSON.parse(await Deno.readTextFile(`${run}/best.json`));
-    meta.config.trunk[0].channels = 12; // same name, different shapes
+    // A config that is not this version's "tiny".
+    meta.config.trunk[0].channels = 12;
     await Deno.writeTextFile(`${other}/best.json`, JSON.stringify(meta));
-    const r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
+    await Deno.copyFile(`${run}/best.safetensors`, `${other}/best.safetensors`);
+    let r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
     assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /best\.json: config differs from the "tiny" configuration/);
+    // The right config, weights of other shapes.
+    await Deno.copyFile(`${run}/best.json`, `${other}/best.json`);
+    const { tensors, metadata } = decodeSafetensors(await Deno.readFile(`${run}/best.safetensors`));
+    tensors.set("trunk.0.weight", { shape: [12, 1, 3, 3], data: new Float32Array(108).fill(0.1) });
+    await Deno.writeFile(`${other}/best.safetensors`, encodeSafetensors(tensors, metadata));
+    r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
     assert.match(
       r.stderr,
-      /does not match the "tiny" model: trunk\.0\.weight is \[8,1,3,3\] in the file but \[12,1,3,3\]/,
+      /does not match the "tiny" model: trunk\.0\.weight is \[12,1,3,3\] in the file but \[8,1,3,3\]/,
     );
+    // Weights of one save beside the JSON of another.
+    tensors.set(
+      "trunk.0.weight",
+      decodeSafetensors(await Deno.readFile(`${run}/best.safetensors`))
+        .tensors.get("trunk.0.weight")!,
+    );
+    await Deno.writeFile(
+      `${other}/best.safetensors`,
+      encodeSafetensors(tensors, { ...metadata, step: "1" }),
+    );
+    r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
+    assert.match(r.stderr, /best\.safetensors: holds step 1 but .*best\.json records step \d+/);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "resume with another batch is refused, naming both values",
+  fn: async () => {
+    const { root, run, data } = await trainedRun();
+    const copy = `${root}/other-batch`;
+    await Deno.mkdir(copy);
+    for await (const f of Deno.readDir(run)) {
+      if (f.isFile) await Deno.copyFile(`${run}/${f.name}`, `${copy}/${f.name}`);
+    }
+    const args = trainArgs(data, copy).map((a) => a === "16" ? "8" : a);
+    const r = await task("train", [...args, "--epochs", "3", "--resume"], [root]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--batch 8 \(the run has 16\)/);
   },
 });
 
@@ -311,6 +348,10 @@ Deno.test({
     const common = ["--data", data, "--config", "tiny", "--batch", "16", "--out", dir];
     ok(await task("train", [...common, "--epochs", "1"], [root]), "first epoch");
     const before = await Deno.readFile(`${dir}/last.safetensors`);
+    // --resume refuses a changed --lr, so the run's own record is given the huge one.
+    const meta = JSON.parse(await Deno.readTextFile(`${dir}/last.json`));
+    meta.settings.lr = 1e38;
+    await Deno.writeTextFile(`${dir}/last.json`, JSON.stringify(meta));
     const r = await task("train", [...common, "--epochs", "3", "--resume", "--lr", "1e38"], [root]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /training diverged: the loss is (NaN|Infinity)/);

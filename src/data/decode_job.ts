@@ -5,7 +5,7 @@
  * @module
  */
 import { extname } from "node:path";
-import { PermissionError, preprocessImage, sniffFormat } from "./image.ts";
+import { PermissionError, preprocessImage, readImageFile, sniffFormat } from "./image.ts";
 import type { SkipReason } from "./report.ts";
 
 /** A batch of files to preprocess with one parameter set. */
@@ -39,7 +39,7 @@ export async function runDecodeRequest(req: DecodeRequest): Promise<DecodeRespon
   for (const path of req.paths) {
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(path);
+      bytes = await readImageFile(path);
     } catch (e) {
       const reason = e instanceof Deno.errors.NotFound ? "missing image" : "corrupt image";
       outcomes.push({ ok: false, reason, error: `cannot read: ${(e as Error).message}` });

@@ -3,12 +3,24 @@
  *
  * @module
  */
-import { decodePng, type GrayImage } from "./png.ts";
+import { checkImageSize, decodePng, type GrayImage } from "./png.ts";
 
 export type { GrayImage } from "./png.ts";
 
 /** Bumped whenever decoding or resizing changes its output, so caches rebuild. */
 export const PREPROCESS_VERSION = 1;
+
+/** The largest image file read (256 MiB: a 16-bit 4,000 x 5,000 radiograph is 40 MB raw). */
+export const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
+
+/** Reads an image file, refusing one larger than {@link MAX_IMAGE_FILE_BYTES} before reading it. */
+export async function readImageFile(path: string): Promise<Uint8Array> {
+  const { size } = await Deno.stat(path);
+  if (size > MAX_IMAGE_FILE_BYTES) {
+    throw new Error(`${size} bytes, more than the ${MAX_IMAGE_FILE_BYTES} an image may have`);
+  }
+  return await Deno.readFile(path);
+}
 
 /** The file kind judged from its first bytes, whatever its extension says. */
 export function sniffFormat(bytes: Uint8Array): "png" | "jpeg" | "unknown" {
@@ -90,6 +102,8 @@ export async function decodeGray(bytes: Uint8Array): Promise<GrayImage> {
     const { width, height, framebuffer } = (await pngCodec).decode(bytes);
     return rgbaToGray(width, height, framebuffer);
   }
+  const { width: w, height: h } = jpegSize(bytes);
+  checkImageSize(w, h, "JPEG");
   jpegCodec ??= wasmCodec<JpegCodec>("jpeg");
   const { width, height, format: kind, buffer } = (await jpegCodec).decode(bytes);
   const data = new Uint8Array(width * height);
@@ -109,6 +123,37 @@ export async function decodeGray(bytes: Uint8Array): Promise<GrayImage> {
     }
   }
   return { width, height, data };
+}
+
+/**
+ * Width and height from a JPEG's frame header (SOF0..SOF15 but DHT, JPG and DAC), read
+ * before decoding so the size can be checked first. Throws when there is none before the
+ * scan data.
+ */
+export function jpegSize(bytes: Uint8Array): { width: number; height: number } {
+  let at = 2;
+  while (at + 9 < bytes.length) {
+    if (bytes[at] !== 0xff) throw new Error(`JPEG marker expected at byte ${at}`);
+    const marker = bytes[at + 1];
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+      at += 2; // markers without a length
+      continue;
+    }
+    const length = (bytes[at + 2] << 8) | bytes[at + 3];
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+      return {
+        height: (bytes[at + 5] << 8) | bytes[at + 6],
+        width: (bytes[at + 7] << 8) | bytes[at + 8],
+      };
+    }
+    if (marker === 0xda || length < 2) break;
+    at += 2 + length;
+  }
+  throw new Error("JPEG without a frame header (SOF) before its image data");
 }
 
 /** Where the image lands inside the square: offset and size of the scaled content. */

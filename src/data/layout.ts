@@ -60,6 +60,14 @@ export interface LabelTable {
   rows: LabelRow[];
   /** Rows left out so far (`used` is `rows.length`). */
   report: LoadReport;
+  /** SHA-256 (hex) of the label CSV: the same data set under another path has the same one. */
+  fingerprint: string;
+}
+
+/** SHA-256 of `bytes` as lower-case hex. */
+async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 const IMAGE_EXT = new Set([".png", ".jpg", ".jpeg"]);
@@ -206,14 +214,19 @@ export function parseSex(value: string): 0 | 1 | undefined {
 }
 
 interface Csv {
+  /** SHA-256 of the file's bytes, hex: what identifies the data set, wherever it lies. */
+  fingerprint: string;
   header: string[];
   records: { fields: string[]; line: number }[];
 }
 
 async function readCsv(path: string): Promise<Csv> {
   let text: string;
+  let fingerprint: string;
   try {
-    text = await Deno.readTextFile(path);
+    const bytes = await Deno.readFile(path);
+    text = new TextDecoder().decode(bytes);
+    fingerprint = await sha256Hex(bytes);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new DataError("label CSV not found", path);
     throw new DataError(`cannot read label CSV: ${(e as Error).message}`, path);
@@ -233,6 +246,7 @@ async function readCsv(path: string): Promise<Csv> {
   }
   if (parsed.length === 0) throw new DataError("empty CSV (no header line)", path);
   return {
+    fingerprint,
     header: parsed[0].record,
     records: parsed.slice(1).map((p) => ({ fields: p.record, line: p.info.lines })),
   };
@@ -248,7 +262,9 @@ function findColumns(csv: Csv, path: string, requireAge: boolean): Columns {
   const h = csv.header.map(norm);
   const id = h.findIndex((x) => ID_COLS.includes(x));
   const sex = h.findIndex((x) => SEX_COLS.includes(x));
-  const age = h.findIndex(isAgeColumn);
+  // An exact `boneage` column wins over one that merely starts so (`boneage_sd`).
+  const exactAge = h.indexOf("boneage");
+  const age = exactAge >= 0 ? exactAge : h.findIndex(isAgeColumn);
   const missing: string[] = [];
   if (id < 0) missing.push("id (id, Image ID or Case ID)");
   if (sex < 0) missing.push("sex (male or Sex)");
@@ -269,11 +285,18 @@ function cleanId(raw: string): string {
   return IMAGE_EXT.has(ext) ? raw.slice(0, -ext.length) : raw;
 }
 
-/** Parses a bone age cell: finite and non-negative, else undefined. Empty gives NaN. */
+/** Bone ages a CSV may give, in months (RSNA's run from 1 to 228). */
+export const AGE_RANGE_MONTHS: readonly [number, number] = [0, 300];
+
+/**
+ * Parses a bone age cell: a plain decimal number (`132`, `132.5`; not `0x84`, `1e2` or
+ * `Infinity`) within {@link AGE_RANGE_MONTHS}, else undefined. Empty gives NaN.
+ */
 function parseAge(cell: string | undefined): number | undefined {
   if (cell === undefined || cell === "") return NaN;
+  if (!/^\d+(\.\d+)?$/.test(cell)) return undefined;
   const v = Number(cell);
-  return Number.isFinite(v) && v >= 0 ? v : undefined;
+  return v >= AGE_RANGE_MONTHS[0] && v <= AGE_RANGE_MONTHS[1] ? v : undefined;
 }
 
 /**
@@ -308,7 +331,14 @@ export async function readLabels(source: SplitSource): Promise<LabelTable> {
     const age = parseAge(ageCell);
     if (age === undefined || (source.requireAge && Number.isNaN(age))) {
       const detail = ageCell === undefined || ageCell === "" ? "no bone age" : `"${ageCell}"`;
-      skip({ id, line, reason: "bad age", detail: `bone age ${detail} is not a number >= 0` });
+      skip({
+        id,
+        line,
+        reason: "bad age",
+        detail: `bone age ${detail} is not a decimal number of months from ${
+          AGE_RANGE_MONTHS[0]
+        } to ${AGE_RANGE_MONTHS[1]}`,
+      });
       continue;
     }
     const sexCell = fields[cols.sex] ?? "";
@@ -327,7 +357,7 @@ export async function readLabels(source: SplitSource): Promise<LabelTable> {
   }
   if (source.labelsPath !== undefined) await mergeReferenceLabels(source.labelsPath, rows, report);
   report.used = rows.length;
-  return { source, rows, report };
+  return { source, rows, report, fingerprint: csv.fingerprint };
 }
 
 /** Fills missing ages from a reference-label CSV; disagreements and gaps become warnings. */

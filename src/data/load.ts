@@ -69,6 +69,8 @@ export interface LoadResult {
   report: LoadReport;
   /** Cache folder used (null when disabled or unavailable), and what it served. */
   cache: { dir: string | null; hits: number; decoded: number };
+  /** SHA-256 (hex) of the split's label CSV, recorded in checkpoints (see `readLabels`). */
+  fingerprint: string;
 }
 
 const INDEX_VERSION = 1;
@@ -122,10 +124,30 @@ async function resolveCacheDir(dataDir: string, option: string | false | undefin
   return (await writable(fallback)) ? fallback : null;
 }
 
-async function readIndex(path: string): Promise<CacheIndex | null> {
+/**
+ * The blob names {@link writeCache} gives: `<base>.<token>.bin`, a plain file name. An index
+ * is data from disk, not a path to follow: a blob named anything else (`../../x`, an
+ * absolute path) makes the whole index a corrupt cache, rebuilt and never read or deleted.
+ */
+function isOwnBlobName(name: unknown, base: string): name is string {
+  return typeof name === "string" && name.startsWith(`${base}.`) &&
+    /^[a-z0-9]+\.bin$/.test(name.slice(base.length + 1));
+}
+
+/** An entry as {@link writeCache} writes it: sizes, slot and, for a failure, its words. */
+function isEntry(e: unknown): e is CacheEntry {
+  if (!Array.isArray(e) || !e.slice(0, 3).every(Number.isSafeInteger)) return false;
+  if (e.length === 3) return e[2] >= 0;
+  return e.length === 5 && e[2] === -1 && typeof e[3] === "string" && typeof e[4] === "string";
+}
+
+/** The cache index at `path`, or null when it is missing, of another version or malformed. */
+async function readIndex(path: string, base: string): Promise<CacheIndex | null> {
   try {
     const index = JSON.parse(await Deno.readTextFile(path)) as CacheIndex;
-    return index.version === INDEX_VERSION ? index : null;
+    if (index.version !== INDEX_VERSION || !isOwnBlobName(index.blob, base)) return null;
+    if (typeof index.entries !== "object" || index.entries === null) return null;
+    return Object.values(index.entries).every(isEntry) ? index : null;
   } catch {
     return null;
   }
@@ -233,7 +255,7 @@ export async function loadImageSet(dir: string, options: LoadOptions): Promise<L
   const base = `${source.name.replace(/[^\w.-]/g, "_")}-${size}px-` +
     hashKey(JSON.stringify({ params, csvRel })).slice(0, 12);
   const indexPath = cacheDir === null ? null : join(cacheDir, `${base}.json`);
-  const old = indexPath === null ? null : await readIndex(indexPath);
+  const old = indexPath === null ? null : await readIndex(indexPath, base);
   let oldBlob: Uint8Array | null = null;
   if (old !== null && cacheDir !== null) {
     try {
@@ -333,6 +355,7 @@ export async function loadImageSet(dir: string, options: LoadOptions): Promise<L
     rows: used.map((i) => rows[i]),
     report,
     cache: { dir: cacheDir, hits: rows.length - misses.length, decoded: misses.length },
+    fingerprint: table.fingerprint,
   };
 }
 

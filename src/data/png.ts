@@ -116,6 +116,33 @@ export interface GrayImage {
 /** Samples per pixel by PNG color type: gray, -, RGB, palette, gray+alpha, -, RGBA. */
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
+/** The bit depths the PNG specification allows for each color type. */
+const DEPTHS: Record<number, number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
+
+/**
+ * The most pixels an image may declare: 2^26 (67 million, over three times a 4,000 x 5,000
+ * radiograph). Checked before anything is allocated, so a small file cannot ask for gigabytes.
+ */
+export const MAX_IMAGE_PIXELS = 2 ** 26;
+
+/** Throws unless `width x height` is a real image within {@link MAX_IMAGE_PIXELS}. */
+export function checkImageSize(width: number, height: number, kind: string): void {
+  if (width < 1 || height < 1) {
+    throw new Error(`${kind} declares an empty ${width}x${height} image`);
+  }
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new Error(
+      `${kind} declares ${width}x${height} pixels, more than the ${MAX_IMAGE_PIXELS} allowed`,
+    );
+  }
+}
+
 /**
  * Decodes a non-interlaced PNG of any color type and bit depth to 8-bit gray: color becomes
  * luma (BT.601 weights), alpha is composited over black (a radiograph's empty background is
@@ -135,13 +162,24 @@ export function decodePng(bytes: Uint8Array): GrayImage | null {
     const len = view.getUint32(at);
     const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
     const data = bytes.subarray(at + 8, at + 8 + len);
-    if (data.length < len) throw new Error(`truncated PNG (${type} chunk cut short)`);
+    if (data.length < len || at + 12 + len > bytes.length) {
+      throw new Error(`truncated PNG (${type} chunk cut short)`);
+    }
+    if (crc32(bytes.subarray(at + 4, at + 8 + len)) !== view.getUint32(at + 8 + len)) {
+      throw new Error(`PNG ${type} chunk at byte ${at} fails its CRC check`);
+    }
     if (type === "IHDR") {
+      if (len !== 13) throw new Error(`PNG IHDR chunk has ${len} bytes, not 13`);
       width = view.getUint32(at + 8);
       height = view.getUint32(at + 12);
       depth = data[8];
       colorType = data[9];
       if (CHANNELS[colorType] === undefined) throw new Error(`bad PNG color type ${colorType}`);
+      if (!DEPTHS[colorType].includes(depth)) {
+        throw new Error(`PNG bit depth ${depth} is not allowed for color type ${colorType}`);
+      }
+      checkImageSize(width, height, "PNG");
+      // Interlaced: imagescript decodes it, within the size just checked.
       if (data[12] !== 0) return null;
     } else if (type === "sBIT") sigBits = Math.min(depth, Math.max(1, data[0]));
     else if (type === "PLTE") palette = data;
@@ -155,8 +193,20 @@ export function decodePng(bytes: Uint8Array): GrayImage | null {
   const channels = CHANNELS[colorType];
   const bpp = Math.max(1, (channels * depth) >> 3);
   const stride = Math.ceil((width * channels * depth) / 8);
-  const raw = new Uint8Array(inflateSync(concat(idat)));
-  if (raw.length < height * (stride + 1)) throw new Error("truncated PNG image data");
+  const expected = height * (stride + 1);
+  let raw: Uint8Array;
+  try {
+    // Bounded by the size the header implies: a few bytes cannot inflate to gigabytes.
+    raw = new Uint8Array(inflateSync(concat(idat), { maxOutputLength: expected + stride + 1 }));
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new Error(
+      code === "ERR_BUFFER_TOO_LARGE"
+        ? `PNG image data inflates to more than the ${expected} bytes its header implies`
+        : `PNG image data does not inflate: ${(e as Error).message}`,
+    );
+  }
+  if (raw.length < expected) throw new Error("truncated PNG image data");
   unfilter(raw, height, stride, bpp);
   const out = new Uint8Array(width * height);
   if (depth === 8 && colorType === 0) {
@@ -185,6 +235,11 @@ export function decodePng(bytes: Uint8Array): GrayImage | null {
       let v: number, a = 1;
       if (colorType === 3) {
         const p = sample(x, 0);
+        if (3 * p + 2 >= palette!.length) {
+          throw new Error(
+            `PNG pixel (${x}, ${y}) uses palette entry ${p} of ${palette!.length / 3}`,
+          );
+        }
         v = luma(palette![3 * p], palette![3 * p + 1], palette![3 * p + 2]) / 255;
         if (alphas && p < alphas.length) a = alphas[p] / 255;
       } else if (colorType === 0 || colorType === 4) {
