@@ -456,9 +456,8 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
   let history: EpochMetrics[] = [];
   const removed = await removeStaleTempFiles(runDir);
   if (removed.length) job.onNote?.(`removed ${removed.length} unfinished files of a crashed save`);
-  let resumed: CheckpointMeta | null = null;
   if (job.resume) {
-    const meta = resumed = await readCheckpointMeta(runDir, "last");
+    const meta = await readCheckpointMeta(runDir, "last");
     if (meta.config.name !== config.name) {
       throw new Error(
         `--resume: ${runDir} holds a "${meta.config.name}" run, not "${config.name}"`,

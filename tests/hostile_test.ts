@@ -255,7 +255,9 @@ const validMeta = () => ({
 });
 
 Deno.test("checkpoint JSON: values are checked before any tensor is made", () => {
-  const cases: [(m: Record<string, any>) => void, string][] = [
+  // deno-lint-ignore no-explicit-any
+  type Json = Record<string, any>;
+  const cases: [(m: Json) => void, string][] = [
     [(m) => m.normalization.pixelStd = 0, "normalization.pixelStd is 0"],
     [(m) => m.normalization.ageStd = -3, "normalization.ageStd is -3"],
     [(m) => m.normalization.ageMean = null, "normalization.ageMean is null"],
@@ -267,7 +269,7 @@ Deno.test("checkpoint JSON: values are checked before any tensor is made", () =>
     [(m) => m.format = 2, "format is 2"],
   ];
   for (const [mutate, message] of cases) {
-    const meta = validMeta() as Record<string, any>;
+    const meta = validMeta() as Json;
     meta.config = structuredClone(meta.config);
     mutate(meta);
     throwsWith(
