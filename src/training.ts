@@ -370,6 +370,7 @@ function writeMetrics(runDir: string, history: readonly EpochMetrics[]): Promise
 export function compareResumeSettings(
   saved: Record<string, unknown>,
   now: TrainSettings,
+  at?: { globalStep: number; stepsPerEpoch: number },
 ): { refused: string[]; notes: string[] } {
   const refused: string[] = [];
   const notes: string[] = [];
@@ -384,11 +385,17 @@ export function compareResumeSettings(
     notes.push(`the data moved from ${saved.data} to ${now.data} (same label CSV)`);
   }
   if (saved.epochs !== now.epochs) {
+    let change = "";
+    if (at) {
+      const rate = (epochs: number) =>
+        learningRate(now.lr, at.globalStep, at.stepsPerEpoch * epochs).toPrecision(3);
+      change = `: at step ${at.globalStep} the learning rate goes from ${
+        rate(Number(saved.epochs))
+      } to ${rate(now.epochs)}`;
+    }
     notes.push(
       `--epochs ${now.epochs} (was ${saved.epochs}): the cosine schedule now spans ${now.epochs} ` +
-        `epochs from the start, so the learning rate ${
-          Number(now.epochs) > Number(saved.epochs) ? "rises" : "drops"
-        } to where that schedule is at this step`,
+        `epochs from the start${change}`,
     );
   }
   if (saved.timeLimitMinutes !== now.timeLimitMinutes) {
@@ -463,7 +470,10 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
         `--resume: ${runDir} holds a "${meta.config.name}" run, not "${config.name}"`,
       );
     }
-    const { refused, notes } = compareResumeSettings(meta.settings, settings);
+    const { refused, notes } = compareResumeSettings(meta.settings, settings, {
+      globalStep: meta.globalStep,
+      stepsPerEpoch: Math.ceil(split.train.length / settings.batch),
+    });
     if (refused.length) {
       throw new Error(
         `--resume: ${runDir} was started with other settings: ${refused.join("; ")}. ` +

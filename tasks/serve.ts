@@ -115,6 +115,16 @@ function routeTable(bundleDir: string, checkpoint: string | undefined): Map<stri
   return routes;
 }
 
+/**
+ * Whether a request's Host header names this server: 127.0.0.1 or localhost with its port,
+ * or without one when the port is HTTP's default, 80. A page elsewhere that rebinds a DNS name
+ * to 127.0.0.1 sends its own name, and is refused.
+ */
+export function isOwnHost(host: string, port: number): boolean {
+  const names = [HOSTNAME, "localhost"];
+  return names.some((n) => host === `${n}:${port}` || (port === 80 && host === n));
+}
+
 /** Headers of every response, errors included. */
 const SECURITY_HEADERS = {
   "content-security-policy": CSP,
@@ -220,8 +230,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     // Only our own names for this machine: a page elsewhere that rebinds a DNS name to
     // 127.0.0.1 must not be able to read the checkpoint through the visitor's browser.
     const host = request.headers.get("host") ?? "";
-    const names = port === 80 ? [HOSTNAME, "localhost"] : [];
-    if (![`${HOSTNAME}:${port}`, `localhost:${port}`, ...names].includes(host)) {
+    if (!isOwnHost(host, port)) {
       return answer(421, `unknown host: open http://${HOSTNAME}:${port}/\n`);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {

@@ -139,7 +139,7 @@ async function main(args: string[]): Promise<void> {
   const ageMean = ages.reduce((a, b) => a + b, 0) / ages.length;
   const ageStd = Math.sqrt(ages.reduce((a, b) => a + (b - ageMean) ** 2, 0) / ages.length);
   console.log(
-    `data: ${dataDir}: ${report.used} images, ${split.train.length} train / ${split.val.length} validation; ` +
+    `data: ${report.used} images in ${dataDir}, ${split.train.length} train / ${split.val.length} validation; ` +
       `bone age ${ageMean.toFixed(1)} ± ${ageStd.toFixed(1)} months`,
   );
   const lowRes = config.lowRes

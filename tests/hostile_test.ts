@@ -15,7 +15,7 @@ import { DataError } from "../src/data/report.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { getConfig } from "../src/models.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
-import { compareResumeSettings, type TrainSettings } from "../src/training.ts";
+import { compareResumeSettings, learningRate, type TrainSettings } from "../src/training.ts";
 import { rng, throwsWith } from "./helpers.ts";
 
 // ---- PNG ----------------------------------------------------------------------------------
@@ -71,6 +71,24 @@ Deno.test("PNG: a tiny image whose data inflates to 64 MiB is refused, memory bo
   const before = Deno.memoryUsage().rss;
   throwsWith(() => decodePng(bomb), "inflates to more than the 72 bytes its header implies");
   assert.ok(Deno.memoryUsage().rss - before < 32 * 2 ** 20, "no 64 MiB buffer");
+});
+
+Deno.test("train's loader skips and counts a PNG bomb like any corrupt image", async () => {
+  const dir = await Deno.makeTempDir();
+  await writeSynthDataset(dir, { n: 4, seed: 2, size: 32 });
+  await Deno.writeFile(
+    `${dir}/boneage-training-dataset/3.png`,
+    png([["IHDR", ihdr(65535, 65535, 1, 0)], ["IDAT", deflateSync(new Uint8Array(1 << 16))], [
+      "IEND",
+      new Uint8Array(),
+    ]]),
+  );
+  const { set, report } = await loadImageSet(dir, { size: 16, workers: 0, quiet: true });
+  assert.deepEqual(set.ids, ["1", "2", "4"]);
+  assert.equal(report.skipped.length, 1);
+  assert.equal(report.skipped[0].reason, "corrupt PNG");
+  assert.match(report.skipped[0].detail, /65535x65535/);
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("PNG: declared sizes over 2^26 pixels, bad depths and palette indices are refused", () => {
@@ -312,10 +330,16 @@ Deno.test("resume refuses another batch, seed, learning rate or data set, naming
     epochs: 5,
     timeLimitMinutes: 30,
     data: "moved/a",
-  });
+  }, { globalStep: 150, stepsPerEpoch: 50 });
   assert.deepEqual(more.refused, []);
-  assert.equal(more.notes.length, 3);
-  assert.match(more.notes.join("\n"), /moved from data\/a to moved\/a.*\n--epochs 5 \(was 3\)/);
+  const rate = (epochs: number) => learningRate(0.002, 150, 50 * epochs).toPrecision(3);
+  assert.deepEqual(more.notes, [
+    "the data moved from data/a to moved/a (same label CSV)",
+    "--epochs 5 (was 3): the cosine schedule now spans 5 epochs from the start: " +
+    `at step 150 the learning rate goes from ${rate(3)} to ${rate(5)}`,
+    "--time-limit 30 (was 0): the budget counts the minutes already trained, " +
+    "and the schedule follows the new one",
+  ]);
 });
 
 // ---- fuzz ---------------------------------------------------------------------------------

@@ -113,7 +113,19 @@ Deno.test({
       JSON.parse(await Deno.readTextFile(`${resumed}/best.json`)).valMae,
       partial.val_mae,
     );
-    ok(await task("train", [...common, "--resume"], [root]), "resume");
+    // A crash can leave a save's temporary file, and metrics.jsonl behind the checkpoint.
+    await Deno.writeTextFile(`${resumed}/last.json.tmp-99999`, "{");
+    await Deno.writeTextFile(`${resumed}/metrics.jsonl`, "");
+    const again = ok(await task("train", [...common, "--resume"], [root]), "resume");
+    assert.match(again.stdout, /removed 1 unfinished files of a crashed save/);
+    assert.ok(![...Deno.readDirSync(resumed)].some((f) => f.name.includes(".tmp-")));
+    const healed = (await Deno.readTextFile(`${resumed}/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(healed.map((m) => [m.epoch, m.partial ?? false]), [
+      [1, true],
+      [1, false],
+      [2, false],
+    ]);
     const a = decodeSafetensors(await Deno.readFile(`${run}/last.safetensors`)).tensors;
     const b = decodeSafetensors(await Deno.readFile(`${resumed}/last.safetensors`)).tensors;
     assert.equal(b.size, a.size);
@@ -319,6 +331,17 @@ Deno.test({
     );
     r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
     assert.match(r.stderr, /best\.safetensors: holds step 1 but .*best\.json records step \d+/);
+    // Weights that make every estimate NaN: an error, never "NaN months".
+    tensors.set("head.1.bias", {
+      ...tensors.get("head.1.bias")!,
+      data: tensors.get("head.1.bias")!.data.map(() => NaN),
+    });
+    await Deno.writeFile(`${other}/best.safetensors`, encodeSafetensors(tensors, metadata));
+    const image = `${data}/boneage-training-dataset/1.png`;
+    r = await task("predict", [image, "--sex", "F", "--age", "100", "--checkpoint", other], [root]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /estimate for .*1\.png is NaN months/);
+    assert.doesNotMatch(r.stdout, /NaN/);
   },
 });
 
@@ -407,5 +430,34 @@ Deno.test({
     assert.match(rest.join(""), /interrupted/);
     const meta = JSON.parse(await Deno.readTextFile(`${dir}/last.json`));
     assert.ok(meta.epoch >= 1 && meta.epoch < 50);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "a write outside runs/ and data/ is refused with the exact deno run line that grants it",
+  fn: async () => {
+    const { data, run, root } = await trainedRun();
+    const image = `${data}/boneage-training-dataset/1.png`;
+    const heat = `${root}/granted-heat.png`;
+    const args = [image, "--sex", "F", "--checkpoint", run, "--heatmap", heat];
+    const refused = await runTaskProcess("predict", args);
+    assert.notEqual(refused.code, 0);
+    const line = refused.stderr.split("\n").map((l) => l.trim()).find((l) =>
+      l.startsWith("deno run ")
+    );
+    assert.ok(line, refused.stderr);
+    assert.ok(line.includes(`--allow-write=runs,data,${heat} `), line);
+    assert.ok(line.endsWith(args.join(" ")), line);
+    // The line does what it says.
+    const words = line.split(" ").slice(1);
+    const granted = await new Deno.Command(Deno.execPath(), {
+      args: words,
+      cwd: PROJECT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(granted.code, 0, new TextDecoder().decode(granted.stderr));
+    assert.ok((await Deno.stat(heat)).isFile);
   },
 });
