@@ -25,7 +25,7 @@ export function failWith(err: unknown): never {
     if (grant) {
       fail(
         `${message}\nThe deno tasks write only under runs/ and data/. Choose a path there, or ` +
-          `grant this one yourself:\n  ${grant}`,
+          `grant this one yourself (from the project folder):\n  ${grant}`,
       );
     }
   }

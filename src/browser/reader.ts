@@ -11,8 +11,12 @@
  *
  * @module
  */
-import type { CheckpointMeta } from "../checkpoint.ts";
-import { loadModelWeights } from "../checkpoint.ts";
+import {
+  type CheckpointMeta,
+  checkSameGeneration,
+  loadModelWeights,
+  parseCheckpointMeta,
+} from "../checkpoint.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { decodeGray, type GrayImage, letterbox, letterboxBox } from "../data/image.ts";
 import type { LetterboxBox } from "../data/image.ts";
@@ -99,20 +103,16 @@ export async function checkWebGpu(): Promise<void> {
 }
 
 /**
- * Validates a checkpoint's JSON the way `readCheckpointMeta` does for the CLI, and that its
- * model takes square input (the letterbox is square; `predict` relies on that too).
+ * Checks a checkpoint's JSON with the CLI's own checks (`parseCheckpointMeta` of
+ * `src/checkpoint.ts`), and that its model takes square input (the letterbox is square;
+ * `predict` relies on that too).
  */
-export function parseCheckpointMeta(text: string, source: string): CheckpointMeta {
+export function parseReaderCheckpoint(text: string, source: string): CheckpointMeta {
   let meta: CheckpointMeta;
   try {
-    meta = JSON.parse(text) as CheckpointMeta;
+    meta = parseCheckpointMeta(text, source, "best");
   } catch (err) {
-    throw new CheckpointError(`${source} is not JSON: ${(err as Error).message}`);
-  }
-  if (meta?.format !== 1 || !meta.config || !meta.normalization) {
-    throw new CheckpointError(
-      `${source} is not a checkpoint description (format 1 with config and normalization)`,
-    );
+    throw new CheckpointError((err as Error).message);
   }
   if (meta.config.inputHeight !== meta.config.inputWidth) {
     throw new CheckpointError(
@@ -170,7 +170,7 @@ export class BoneAgeReader {
       fetchOk(READER_URLS.meta, "checkpoint description").then((r) => r.text()),
       fetchOk(READER_URLS.weights, "checkpoint weights").then((r) => r.arrayBuffer()),
     ]);
-    const meta = parseCheckpointMeta(metaText, READER_URLS.meta);
+    const meta = parseReaderCheckpoint(metaText, READER_URLS.meta);
     onStatus("Building the model on the GPU…");
     const engine = await Engine.create({ loadKernel });
     try {
@@ -185,7 +185,8 @@ export class BoneAgeReader {
         );
       }
       try {
-        loadModelWeights(model, new Uint8Array(weights), READER_URLS.weights);
+        const stamp = loadModelWeights(model, new Uint8Array(weights), READER_URLS.weights);
+        checkSameGeneration(stamp, READER_URLS.weights, meta, READER_URLS.meta);
       } catch (err) {
         throw new CheckpointError((err as Error).message);
       }
