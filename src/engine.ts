@@ -35,6 +35,17 @@ export function readKernelFile(file: string): string {
 }
 
 /** Options of {@link Engine.create}. */
+/**
+ * Which convolution kernels run: the register-tiled "rows" kernels that CPU adapters such as
+ * lavapipe reward, or the generic one-invocation-per-output kernels (see `ops/conv2d.ts`).
+ * `auto` picks "rows" on a CPU-backed adapter and "generic" on a GPU. Every choice computes
+ * the same convolution; the tests run each one on every machine.
+ */
+export type KernelPolicy = "auto" | "rows" | "generic";
+
+/** The policies, for command-line checks. */
+export const KERNEL_POLICIES: readonly KernelPolicy[] = ["auto", "rows", "generic"];
+
 export interface EngineOptions {
   /** Fill every new output with NaN first, so an element a kernel forgets to write shows. */
   fillOutputsWithNaN?: boolean;
@@ -42,6 +53,8 @@ export interface EngineOptions {
   loadKernel?: KernelLoader;
   /** Use this device instead of requesting one. */
   gpu?: Gpu;
+  /** Which convolution kernels run (default "auto"). */
+  kernels?: KernelPolicy;
 }
 
 /** Default workgroup size of one-dimensional kernels. */
@@ -67,6 +80,8 @@ export class Engine {
   readonly device: GPUDevice;
   /** Adapter description and limits. */
   readonly info: GpuInfo;
+  /** The convolution kernels this engine runs: its {@link KernelPolicy}, `auto` resolved. */
+  readonly kernels: "rows" | "generic";
   /** Storage buffers, reused by size. */
   readonly pool: BufferPool;
   /** Autograd tape. */
@@ -94,6 +109,13 @@ export class Engine {
   private constructor(gpu: Gpu, options: EngineOptions) {
     this.device = gpu.device;
     this.info = gpu.info;
+    const policy = options.kernels ?? "auto";
+    if (!KERNEL_POLICIES.includes(policy)) {
+      throw new Error(
+        `unknown kernel policy "${policy}": choose one of ${KERNEL_POLICIES.join(", ")}`,
+      );
+    }
+    this.kernels = policy === "auto" ? (gpu.info.isFallback ? "rows" : "generic") : policy;
     this.pool = new BufferPool(this.device);
     this.fillOutputsWithNaN = options.fillOutputsWithNaN ?? false;
     this.#loadKernel = options.loadKernel ?? readKernelFile;

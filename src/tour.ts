@@ -215,6 +215,8 @@ export interface TourResult {
   adapter: string;
   /** True on a CPU-backed adapter. */
   cpuAdapter: boolean;
+  /** The convolution kernels that ran (the engine's `kernels`). */
+  kernels: "rows" | "generic";
   /** The configuration. */
   config: ModelConfig;
   /** Trainable parameter count. */
@@ -1057,6 +1059,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
     return {
       adapter: e.info.description,
       cpuAdapter: e.info.isFallback,
+      kernels: e.kernels,
       config,
       parameterCount: totalParams,
       source: image.source,
@@ -1229,7 +1232,9 @@ export function formatTour(r: TourResult): string[] {
   const timed = r.ops.some((o) => o.ms !== null);
   const out: string[] = [
     `One training step of the "${r.config.name}" bone-age CNN, taken apart`,
-    `  adapter: ${r.adapter}${r.cpuAdapter ? " (runs on the CPU)" : ""}`,
+    `  adapter: ${r.adapter}${
+      r.cpuAdapter ? " (runs on the CPU)" : ""
+    }, ${r.kernels} convolution kernels`,
     `  model:   ${r.config.inputHeight}x${r.config.inputWidth} input, ` +
     `${r.config.trunk.filter((s) => s.type === "conv").length} convolutions, ` +
     `${int(r.parameterCount)} trainable parameters (src/models.ts, src/nn.ts)`,

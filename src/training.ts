@@ -51,6 +51,8 @@ export interface TrainSettings {
   data: string;
   /** SHA-256 of its label CSV: the data set, wherever it lies (see `readLabels`). */
   dataFingerprint: string;
+  /** The convolution kernels that ran (the engine's `kernels`). */
+  kernels: "rows" | "generic";
 }
 
 /** One line of `metrics.jsonl`. */
@@ -396,6 +398,12 @@ export function compareResumeSettings(
     notes.push(
       `--epochs ${now.epochs} (was ${saved.epochs}): the cosine schedule now spans ${now.epochs} ` +
         `epochs from the start${change}`,
+    );
+  }
+  if (saved.kernels !== undefined && saved.kernels !== now.kernels) {
+    notes.push(
+      `${now.kernels} convolution kernels (the run had ${saved.kernels}): the same arithmetic ` +
+        `in another order, so results differ from an uninterrupted run in the last bits`,
     );
   }
   if (saved.timeLimitMinutes !== now.timeLimitMinutes) {

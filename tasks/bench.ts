@@ -20,15 +20,16 @@ import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { maxPool2d } from "../src/ops/pool.ts";
 import { Adam } from "../src/optim.ts";
-import { parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
+import { kernelsOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
 /** `deno task bench --help`. */
 export const HELP: TaskHelp = {
-  usage: "deno task bench [--quick] [--json]",
+  usage: "deno task bench [--quick] [--json] [--kernels auto|rows|generic]",
   about: `Times our kernels and the training step against TensorFlow.js (WebGPU backend) and jax-js
 on this adapter, in one process, and prints Markdown tables (see BENCHMARKS.md). --quick
 leaves out the paper model's shapes and times the peers' training steps once; --json prints
-one JSON object as the last line.`,
+one JSON object as the last line. --kernels picks our convolution kernels (default auto: rows
+on a CPU adapter, generic on a GPU).`,
   examples: ["deno task bench --quick"],
 };
 
@@ -82,11 +83,15 @@ async function main(args: string[]): Promise<void> {
   const { values } = parseCommandLine(args, {
     json: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
+    kernels: { type: "string", default: "auto" },
   }, HELP);
   const quick = values.quick!;
   const say = (s: string) => values.json ? console.error(s) : console.log(s);
-  const e = await Engine.create();
-  say(`# Benchmark — ${e.info.description}${e.info.isFallback ? " (CPU-backed adapter)" : ""}`);
+  const e = await Engine.create({ kernels: kernelsOption(values.kernels!) });
+  say(
+    `# Benchmark — ${e.info.description}${e.info.isFallback ? " (CPU-backed adapter)" : ""}, ` +
+      `${e.kernels} convolution kernels`,
+  );
   say(`${new Date().toISOString().slice(0, 10)}, \`deno task bench${quick ? " --quick" : ""}\`\n`);
 
   const peak = await measurePeakGflops(e);

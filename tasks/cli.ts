@@ -6,6 +6,7 @@
  */
 import { basename } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { KERNEL_POLICIES, type KernelPolicy } from "../src/engine.ts";
 
 /** Prints `error: message` to stderr and exits with status 1. */
 export function fail(message: string): never {
@@ -58,6 +59,14 @@ export function grantingCommand(path: string, args: readonly string[] = Deno.arg
     (_, dirs) => `--allow-write=${dirs},${shellQuote(path)}`,
   );
   return [widened, ...args.map(shellQuote)].join(" ");
+}
+
+/** Parses `--kernels` (see `KernelPolicy` in `src/engine.ts`), or exits naming the choices. */
+export function kernelsOption(value: string): KernelPolicy {
+  if (!(KERNEL_POLICIES as readonly string[]).includes(value)) {
+    fail(`--kernels must be one of ${KERNEL_POLICIES.join(", ")}, got "${value}"`);
+  }
+  return value as KernelPolicy;
 }
 
 /** What `--help` prints for a task. */

@@ -15,16 +15,26 @@
 import { decodeGray, letterbox, readImageFile } from "../src/data/image.ts";
 import { getConfig } from "../src/models.ts";
 import { formatTour, runTour, saveTourImages, TOUR_AGE, type TourImage } from "../src/tour.ts";
-import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
+import { Engine } from "../src/engine.ts";
+import {
+  fail,
+  kernelsOption,
+  numberOption,
+  parseCommandLine,
+  runTask,
+  type TaskHelp,
+} from "./cli.ts";
 import { parseSexOption } from "./predict.ts";
 
 /** `deno task tour --help`. */
 export const HELP: TaskHelp = {
-  usage: "deno task tour [--image PATH --sex M|F] [--age MONTHS] [--save DIR]",
+  usage:
+    "deno task tour [--image PATH --sex M|F] [--age MONTHS] [--save DIR] [--kernels auto|rows|generic]",
   about: `Takes one radiograph (a generated one without --image) through one training step of the
 small model and narrates every op: kernel file and entry point, shapes, dispatch, FLOPs, GPU
 time, and its values next to the float64 reference. --save DIR writes pictures of the input,
-feature maps and the gradient with respect to the input.`,
+feature maps and the gradient with respect to the input. --kernels picks the convolution
+kernels (default auto: rows on a CPU adapter, generic on a GPU).`,
   examples: [
     "deno task tour --save runs/tour",
     "deno task tour --image data/synth/boneage-training-dataset/3.png --sex F --age 120",
@@ -39,6 +49,7 @@ async function main(args: string[]): Promise<void> {
       sex: { type: "string" },
       age: { type: "string" },
       save: { type: "string" },
+      kernels: { type: "string", default: "auto" },
     },
     HELP,
   );
@@ -84,7 +95,9 @@ async function main(args: string[]): Promise<void> {
     };
   }
 
-  const result = await runTour({ image, male, targetMonths: age });
+  const engine = await Engine.create({ kernels: kernelsOption(values.kernels!) });
+  const result = await runTour({ engine, image, male, targetMonths: age });
+  engine.destroy();
   for (const line of formatTour(result)) console.log(line);
   if (values.save !== undefined) {
     const files = await saveTourImages(result, values.save);

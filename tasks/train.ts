@@ -20,12 +20,21 @@ import { createProgress } from "../src/data/progress.ts";
 import { Engine } from "../src/engine.ts";
 import { getConfig } from "../src/models.ts";
 import { formatDuration, RUN_FILES, trainModel } from "../src/training.ts";
-import { fail, numberOption, parseCommandLine, runTask, statusLine, type TaskHelp } from "./cli.ts";
+import {
+  fail,
+  kernelsOption,
+  numberOption,
+  parseCommandLine,
+  runTask,
+  statusLine,
+  type TaskHelp,
+} from "./cli.ts";
 
 /** `deno task train --help`. */
 export const HELP: TaskHelp = {
   usage: `deno task train [--data DIR] [--config tiny|small] [--epochs N] [--batch B] [--lr X]
-                       [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]`,
+                       [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]
+                       [--kernels auto|rows|generic]`,
   about: `Trains a bone-age model on a Kaggle-layout folder (boneage-training-dataset.csv and
 boneage-training-dataset/<id>.png) and writes best/last checkpoints, split.json and
 metrics.jsonl to RUN_DIR (default runs/CONFIG). Without --data it uses data/, generating
@@ -33,7 +42,8 @@ metrics.jsonl to RUN_DIR (default runs/CONFIG). Without --data it uses data/, ge
 data, download "RSNA Pediatric Bone Age Challenge (2017)" from Stanford AIMI or Kaggle's
 "RSNA Bone Age", unpack it and pass its folder: deno task train --data ~/rsna-bone-age.
 Defaults: --config small --epochs 10 --batch 32 --lr 0.002 --seed 0. --time-limit MINUTES
-is a budget (the learning rate anneals by then); --resume continues RUN_DIR's last checkpoint.`,
+is a budget (the learning rate anneals by then); --resume continues RUN_DIR's last checkpoint.
+--kernels picks the convolution kernels (default auto: rows on a CPU adapter, generic on a GPU).`,
   examples: [
     "deno task train --data data/synth --config tiny --epochs 2 --out runs/example",
     "deno task train --data data/synth --config tiny --epochs 3 --out runs/example --resume",
@@ -71,6 +81,7 @@ async function main(args: string[]): Promise<void> {
       resume: { type: "boolean", default: false },
       "time-limit": { type: "string", default: "0" },
       strict: { type: "boolean", default: false },
+      kernels: { type: "string", default: "auto" },
     },
     HELP,
   );
@@ -115,8 +126,11 @@ async function main(args: string[]): Promise<void> {
   if (!exists && values.resume) fail(`--resume: ${metaPath} does not exist`);
   await Deno.mkdir(runDir, { recursive: true });
 
-  const engine = await Engine.create();
-  console.log(`adapter: ${engine.info.description}${engine.info.isFallback ? " (software)" : ""}`);
+  const engine = await Engine.create({ kernels: kernelsOption(values.kernels!) });
+  console.log(
+    `adapter: ${engine.info.description}${engine.info.isFallback ? " (software)" : ""}, ` +
+      `${engine.kernels} convolution kernels`,
+  );
   const { set, report, fingerprint } = await loadImageSet(dataDir, {
     size: config.inputHeight,
     strict: values.strict,
@@ -166,7 +180,7 @@ async function main(args: string[]): Promise<void> {
     config,
     normalization: { pixelMean: pixels.mean, pixelStd: pixels.std, ageMean, ageStd },
     runDir,
-    settings: { ...settings, data: dataDir, dataFingerprint: fingerprint },
+    settings: { ...settings, data: dataDir, dataFingerprint: fingerprint, kernels: engine.kernels },
     onNote: (line) => {
       status.clear();
       console.log(line);

@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "npm:playwright-core@1.56.1";
 import { writeSynthDataset } from "../src/data/synth.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
 import { buildBrowserBundle, KNOWN_DENO_REFERENCES, ROOT } from "../tasks/bundle.ts";
 import { type RunningServer, startServer } from "../tasks/serve.ts";
 
@@ -334,9 +335,19 @@ browserTest("browser: a missing or mismatched checkpoint gets a clear message", 
   meta.config.dense = [24];
   await Deno.writeTextFile(join(wrong, "best.json"), JSON.stringify(meta));
   await Deno.copyFile(join(f.run, "best.safetensors"), join(wrong, "best.safetensors"));
+  // The right description, weights of another shape.
+  const shapes = join(f.dir, "wrong-shapes");
+  await Deno.mkdir(shapes, { recursive: true });
+  await Deno.copyFile(join(f.run, "best.json"), join(shapes, "best.json"));
+  const { tensors, metadata } = decodeSafetensors(
+    await Deno.readFile(join(f.run, "best.safetensors")),
+  );
+  tensors.set("head.0.weight", { shape: [24, 17], data: new Float32Array(24 * 17).fill(0.1) });
+  await Deno.writeFile(join(shapes, "best.safetensors"), encodeSafetensors(tensors, metadata));
   for (
     const [checkpoint, expected] of [
-      [wrong, /does not match the "tiny" model: .*head\.0\.weight/],
+      [wrong, /config differs from the "tiny" configuration/],
+      [shapes, /does not match the "tiny" model: .*head\.0\.weight/],
       [undefined, /has no checkpoint.*--checkpoint RUN_DIR/],
     ] as const
   ) {

@@ -9,7 +9,7 @@ import {
 import { CONV_KERNEL_VARIANTS, kernelSource } from "../src/ops/conv2d_kernels.ts";
 import * as ref from "../src/ref/conv2d.ts";
 import type { Engine } from "../src/engine.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
+import { assertClose, gpuTest, randomTensor, testEngine } from "./helpers.ts";
 
 /** Throws unless `fn` throws an error whose message contains `part`. */
 function assertThrows(fn: () => unknown, part: string): void {
@@ -65,8 +65,7 @@ const CASES: Case[] = [
   c(2, 6, 7, 1, 17, 3, 2, 0, true),
 ];
 
-// On real GPUs every shape takes the generic kernels; these run them on lavapipe too by
-// pretending the adapter is not a CPU one.
+// Shapes that exercise the generic kernels' own paths (flipped-weight dL/dx, 5x5, stride 2).
 const GPU_PATH_CASES: Case[] = [
   c(2, 7, 13, 8, 12, 3, 1, 1, true),
   c(1, 5, 6, 3, 4, 3, 1, 0, false),
@@ -75,24 +74,18 @@ const GPU_PATH_CASES: Case[] = [
   c(1, 7, 13, 8, 4, 3, 2, 1, false),
 ];
 
-for (
-  const [k, gpuPath] of [
-    ...CASES.map((k) => [k, false]),
-    ...GPU_PATH_CASES.map((k) => [k, true]),
-  ] as [Case, boolean][]
-) {
-  const name = `x [${k.N}, ${k.H}, ${k.W}, ${k.Cin}] w ${k.K}x${k.K}x${k.Cin}x${k.Cout} ` +
-    `stride ${k.stride} pad ${k.padding}${k.bias ? " bias" : ""}${gpuPath ? " (GPU kernels)" : ""}`;
-  gpuTest(`conv2d matches the reference: ${name}`, async (e) => {
-    const info = e.info as { isFallback: boolean };
-    const wasFallback = info.isFallback;
-    if (gpuPath) info.isFallback = false;
-    try {
-      await checkCase(e, k);
-    } finally {
-      info.isFallback = wasFallback;
-    }
-  });
+// Every case under both kernel families, whatever this machine's adapter would pick.
+for (const kernels of ["rows", "generic"] as const) {
+  for (const k of [...CASES, ...GPU_PATH_CASES]) {
+    const name = `x [${k.N}, ${k.H}, ${k.W}, ${k.Cin}] w ${k.K}x${k.K}x${k.Cin}x${k.Cout} ` +
+      `stride ${k.stride} pad ${k.padding}${k.bias ? " bias" : ""}`;
+    Deno.test({
+      name: `conv2d (${kernels} kernels) matches the reference: ${name}`,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      fn: async () => checkCase(await testEngine(kernels), k),
+    });
+  }
 }
 
 /** Runs all four passes of case `k` and compares them with the float64 reference. */
@@ -198,7 +191,7 @@ Deno.test("conv2dPrograms names the kernels that compute each pass", () => {
   }
   const first = conv2dPrograms([32, 96, 96, 1], [3, 3, 1, 16], { padding: 1 });
   if (first.forward.kernel !== "conv2d_rows_scalar.wgsl") throw new Error(first.forward.kernel);
-  const gpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 }, false);
+  const gpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 }, "generic");
   if (gpu.forward.kernel !== "conv2d_forward_generic.wgsl") throw new Error(gpu.forward.kernel);
   // dL/dx of a stride-1 conv is a forward conv of dy with flipped weights; with a stride it
   // needs the generic dL/dx kernel.
@@ -206,12 +199,12 @@ Deno.test("conv2dPrograms names the kernels that compute each pass", () => {
     throw new Error(kernels(gpu.backwardData));
   }
   // A 1x1 stride-1 conv is a matrix product on every adapter.
-  for (const cpuAdapter of [true, false]) {
-    const pw = conv2dPrograms([4, 9, 9, 32], [1, 1, 32, 16], {}, cpuAdapter);
+  for (const policy of ["rows", "generic"] as const) {
+    const pw = conv2dPrograms([4, 9, 9, 32], [1, 1, 32, 16], {}, policy);
     const all = kernels([pw.forward, ...pw.backwardData, ...pw.backwardWeight]);
     if (all !== "matmul.wgsl matmul.wgsl matmul.wgsl") throw new Error(all);
   }
-  const strided = conv2dPrograms([4, 9, 9, 8], [3, 3, 8, 8], { stride: 2, padding: 1 }, false);
+  const strided = conv2dPrograms([4, 9, 9, 8], [3, 3, 8, 8], { stride: 2, padding: 1 }, "generic");
   if (kernels(strided.backwardData) !== "conv2d_backward_data_generic.wgsl") {
     throw new Error(kernels(strided.backwardData));
   }

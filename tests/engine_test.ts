@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Engine, grid } from "../src/engine.ts";
 import { NO_ADAPTER_HELP } from "../src/device.ts";
-import { gpuTest } from "./helpers.ts";
+import { gpuTest, testEngine } from "./helpers.ts";
 
 gpuTest("the device reports the adapter and the limits it granted", (e) => {
   assert(e.info.description.length > 0);
@@ -93,5 +93,22 @@ Deno.test({
     await assert.rejects(async () => {
       await e.add(t, t).read();
     }, /GPU device lost/);
+  },
+});
+
+Deno.test({
+  name: "the kernel policy: auto picks rows on a CPU adapter and generic on a GPU",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const auto = await testEngine("auto");
+    assert.equal(auto.kernels, auto.info.isFallback ? "rows" : "generic");
+    assert.equal((await testEngine("rows")).kernels, "rows");
+    assert.equal((await testEngine("generic")).kernels, "generic");
+    await assert.rejects(
+      () =>
+        Engine.create({ gpu: { device: auto.device, info: auto.info }, kernels: "fast" as never }),
+      /unknown kernel policy "fast": choose one of auto, rows, generic/,
+    );
   },
 });

@@ -4,17 +4,28 @@
  *
  * @module
  */
-import { Engine } from "../src/engine.ts";
+import { requestGpu } from "../src/device.ts";
+import { Engine, type KernelPolicy } from "../src/engine.ts";
 import { mulberry32 } from "../src/data/util.ts";
 import type { Shape, Tensor } from "../src/tensor.ts";
 import { sizeOf } from "../src/tensor.ts";
 
-let shared: Promise<Engine> | null = null;
+let device: ReturnType<typeof requestGpu> | null = null;
+const shared = new Map<KernelPolicy, Promise<Engine>>();
 
-/** The engine shared by the tests of one file, with NaN-filled outputs. */
-export function testEngine(): Promise<Engine> {
-  shared ??= Engine.create({ fillOutputsWithNaN: true });
-  return shared;
+/**
+ * The engine shared by the tests of one file, with NaN-filled outputs; one per kernel
+ * policy (on one device), so a test can run the same case under each.
+ */
+export function testEngine(kernels: KernelPolicy = "auto"): Promise<Engine> {
+  device ??= requestGpu();
+  if (!shared.has(kernels)) {
+    shared.set(
+      kernels,
+      device.then((gpu) => Engine.create({ gpu, kernels, fillOutputsWithNaN: true })),
+    );
+  }
+  return shared.get(kernels)!;
 }
 
 /** `Deno.test` without the resource sanitizers (GPU objects outlive a test by design). */

@@ -299,6 +299,7 @@ Deno.test("resume refuses another batch, seed, learning rate or data set, naming
     timeLimitMinutes: 0,
     data: "data/a",
     dataFingerprint: "abc",
+    kernels: "rows",
   };
   const { refused } = compareResumeSettings({ ...saved }, {
     ...saved,
@@ -319,6 +320,7 @@ Deno.test("resume refuses another batch, seed, learning rate or data set, naming
     epochs: 5,
     timeLimitMinutes: 30,
     data: "moved/a",
+    kernels: "generic",
   }, { globalStep: 150, stepsPerEpoch: 50 });
   assert.deepEqual(more.refused, []);
   const rate = (epochs: number) => learningRate(0.002, 150, 50 * epochs).toPrecision(3);
@@ -326,6 +328,8 @@ Deno.test("resume refuses another batch, seed, learning rate or data set, naming
     "the data moved from data/a to moved/a (same label CSV)",
     "--epochs 5 (was 3): the cosine schedule now spans 5 epochs from the start: " +
     `at step 150 the learning rate goes from ${rate(3)} to ${rate(5)}`,
+    "generic convolution kernels (the run had rows): the same arithmetic in another order, " +
+    "so results differ from an uninterrupted run in the last bits",
     "--time-limit 30 (was 0): the budget counts the minutes already trained, " +
     "and the schedule follows the new one",
   ]);

@@ -7,17 +7,18 @@
  * - 1x1 stride-1 unpadded convolutions (the `paper` model's) on every adapter: `matmul.wgsl`,
  *   since NHWC makes them a product of a `[pixels, Cin]` and a `[Cin, Cout]` matrix
  *   (dL/dx and dL/dw are its transposed variants).
- * - on CPU adapters (lavapipe), 3x3 stride-1 convolutions (every conv of the `small` model)
+ * - with the "rows" kernels (an engine's `kernels`; `auto` picks them on CPU adapters such as
+ *   lavapipe), 3x3 stride-1 convolutions (every conv of the `small` model)
  *   whose output channels are a multiple of 4: the generated "rows" kernels
  *   `conv2d_rows_vec4.wgsl` / `conv2d_rows_scalar.wgsl` (input channels a multiple of 4, or
  *   any count one at a time) compute y; dL/dx is the same kernel run over dL/dy with weights
  *   rotated and transposed by `conv2d_flip_weights.wgsl` (needs Cin % 4 == 0); dL/dw is
  *   `conv2d_wgrad_*.wgsl` (partial sums per range of rows) plus `sumMiddle`. See
  *   `conv2d_kernels.ts` for why they look the way they do.
- * - anything else, and every shape on real GPUs (the rows kernels hold ~1000 floats per
- *   invocation, which a GPU would spill): `conv2d_forward_generic.wgsl`,
+ * - anything else, and every shape with the "generic" kernels (what `auto` picks on real
+ *   GPUs: the rows kernels hold ~1000 floats per invocation, which a GPU would spill): `conv2d_forward_generic.wgsl`,
  *   `conv2d_backward_data_generic.wgsl` and `conv2d_backward_weight_generic.wgsl`
- *   (+ `sumMiddle`), one invocation per output element. On GPUs, dL/dx of a stride-1 square
+ *   (+ `sumMiddle`), one invocation per output element. There, dL/dx of a stride-1 square
  *   kernel is the flipped-weight trick again, with the generic forward kernel.
  * The bias gradient is `sumMiddle(dy)` over all output pixels.
  *
@@ -117,9 +118,12 @@ const noBias = <T>([a, b, c]: T[]): T[] => [a, a, b, b, a, c];
 const variant = (file: string): ConvKernelVariant =>
   CONV_KERNEL_VARIANTS.find((v) => v.file === file)!;
 
-/** Whether the generated kernels may run this shape (3x3, stride 1) on this adapter. */
-function fastPath(g: Conv2dGeometry, cpuAdapter: boolean): boolean {
-  return cpuAdapter && g.KH === 3 && g.KW === 3 && g.S === 1;
+/** Which convolution kernels an engine runs (its `kernels`, see `KernelPolicy`). */
+export type ConvKernels = Engine["kernels"];
+
+/** Whether the generated rows kernels may run this shape (3x3, stride 1) under `kernels`. */
+function fastPath(g: Conv2dGeometry, kernels: ConvKernels): boolean {
+  return kernels === "rows" && g.KH === 3 && g.KW === 3 && g.S === 1;
 }
 
 /**
@@ -159,14 +163,14 @@ function rowsLaunch(
   };
 }
 
-function forwardLaunch(g: Conv2dGeometry, hasBias: boolean, cpuAdapter: boolean): Launch {
+function forwardLaunch(g: Conv2dGeometry, hasBias: boolean, kernels: ConvKernels): Launch {
   if (pointwise(g)) {
     return {
       program: matmulProgram(g.N * g.H * g.W, g.Cout, g.Cin, false, false, hasBias),
       bind: withBias,
     };
   }
-  if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
+  if (fastPath(g, kernels) && g.Cout % 4 === 0) {
     return rowsLaunch(g.N, g.H, g.W, g.Cin, g.Cout, g.P, hasBias);
   }
   const count = g.N * g.OH * g.OW * g.Cout;
@@ -203,7 +207,7 @@ function shapeConstants(g: Conv2dGeometry): Record<string, number> {
  * dL/dx kernel (one invocation per dx element gathering over the window). Anything else (a
  * stride, or CPU-adapter shapes the rows kernel cannot take) uses the generic dL/dx kernel.
  */
-function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] {
+function backwardDataLaunches(g: Conv2dGeometry, kernels: ConvKernels): Launch[] {
   if (pointwise(g)) {
     // dx [pixels, Cin] = dy [pixels, Cout] @ w^T, w stored [Cin, Cout].
     return [{
@@ -212,8 +216,8 @@ function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] 
     }];
   }
   const transposable = g.S === 1 && g.KH === g.KW && g.P <= g.KH - 1;
-  const rows = fastPath(g, cpuAdapter) && g.Cin % 4 === 0 && g.P <= 2;
-  if (transposable && (rows || !cpuAdapter)) {
+  const rows = fastPath(g, kernels) && g.Cin % 4 === 0 && g.P <= 2;
+  if (transposable && (rows || kernels === "generic")) {
     const size = g.KH * g.KW * g.Cin * g.Cout;
     const flip: Launch = {
       program: {
@@ -235,7 +239,7 @@ function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] 
       OH: g.H,
       OW: g.W,
     };
-    return [flip, forwardLaunch(transposed, false, cpuAdapter)];
+    return [flip, forwardLaunch(transposed, false, kernels)];
   }
   return [{
     program: {
@@ -249,7 +253,7 @@ function backwardDataLaunches(g: Conv2dGeometry, cpuAdapter: boolean): Launch[] 
 /** dL/dw partial sums: the launch and how many partial sums per weight it leaves. */
 function backwardWeightLaunch(
   g: Conv2dGeometry,
-  cpuAdapter: boolean,
+  kernels: ConvKernels,
 ): { launch: Launch; ranges: number } {
   const size = g.KH * g.KW * g.Cin * g.Cout;
   if (pointwise(g)) {
@@ -257,7 +261,7 @@ function backwardWeightLaunch(
     const program = matmulProgram(g.Cin, g.Cout, g.N * g.H * g.W, true, false, false);
     return { launch: { program, bind: noBias }, ranges: 1 };
   }
-  if (fastPath(g, cpuAdapter) && g.Cout % 4 === 0) {
+  if (fastPath(g, kernels) && g.Cout % 4 === 0) {
     const v = variant(g.Cin % 4 === 0 ? "conv2d_wgrad_vec4.wgsl" : "conv2d_wgrad_scalar.wgsl");
     const blocks = Math.ceil(g.Cin / v.cinBlock) * Math.ceil(g.Cout / 4 / v.cout4Block);
     // Enough invocations to fill the machine, while the partial sums stay under 4 Mi floats.
@@ -310,21 +314,21 @@ export interface Conv2dPrograms {
 
 /**
  * Which `.wgsl` files, constants and dispatch sizes compute a convolution of an `xShape`
- * input with `wShape` weights on a CPU adapter (`cpuAdapter`, the default; pass
- * `engine.info.isFallback`) or a GPU. The generated kernels read their shapes from a
- * parameter buffer, so their programs carry no constants.
+ * input with `wShape` weights under `kernels` (an engine's `kernels`; "rows" is what a CPU
+ * adapter runs). The generated kernels read their shapes from a parameter buffer, so their
+ * programs carry no constants.
  */
 export function conv2dPrograms(
   xShape: Shape,
   wShape: Shape,
   options: Conv2dOptions = {},
-  cpuAdapter = true,
+  kernels: ConvKernels = "rows",
 ): Conv2dPrograms {
   const g = conv2dGeometry(xShape, wShape, options);
   return {
-    forward: forwardLaunch(g, true, cpuAdapter).program,
-    backwardData: backwardDataLaunches(g, cpuAdapter).map((l) => l.program),
-    backwardWeight: [backwardWeightLaunch(g, cpuAdapter).launch.program],
+    forward: forwardLaunch(g, true, kernels).program,
+    backwardData: backwardDataLaunches(g, kernels).map((l) => l.program),
+    backwardWeight: [backwardWeightLaunch(g, kernels).launch.program],
   };
 }
 
@@ -388,7 +392,7 @@ export function conv2dForward(
   const e = x.engine;
   const y = e.empty([g.N, g.OH, g.OW, g.Cout]);
   // Without a bias the kernels never read binding 2, but it must be bound: w stands in.
-  launch(e, forwardLaunch(g, bias !== null, e.info.isFallback), [x, w, bias ?? w, y]);
+  launch(e, forwardLaunch(g, bias !== null, e.kernels), [x, w, bias ?? w, y]);
   return y;
 }
 
@@ -406,7 +410,7 @@ export function conv2dBackwardData(
   checkDy("conv2dBackwardData", dy, g);
   const e = dy.engine;
   const dx = e.empty([g.N, g.H, g.W, g.Cin]);
-  const launches = backwardDataLaunches(g, e.info.isFallback);
+  const launches = backwardDataLaunches(g, e.kernels);
   if (launches.length === 1) {
     launch(e, launches[0], [dy, w, dx]);
   } else {
@@ -432,7 +436,7 @@ export function conv2dBackwardWeight(
   checkDy("conv2dBackwardWeight", dy, g);
   const e = x.engine;
   const size = g.KH * g.KW * g.Cin * g.Cout;
-  const { launch: l, ranges } = backwardWeightLaunch(g, e.info.isFallback);
+  const { launch: l, ranges } = backwardWeightLaunch(g, e.kernels);
   if (ranges === 1) {
     const dw = e.empty([...wShape]);
     launch(e, l, [x, dy, dw]);
