@@ -148,61 +148,77 @@ function answer(
   });
 }
 
-/** Seconds a client has to send its request's headers, and to stay silent between bytes. */
+/** Seconds a client has to send its first request's headers. */
 export const HEADER_TIMEOUT_S = 10;
+/** Seconds a connection may carry no byte either way before it is closed. */
 export const IDLE_TIMEOUT_S = 60;
+
+/** Reads from `conn` into `buf`, or null once `ms` pass first. */
+async function readWithin(conn: Deno.Conn, buf: Uint8Array, ms: number): Promise<number | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((r) => timer = setTimeout(() => r(null), Math.max(0, ms)));
+  try {
+    return await Promise.race([conn.read(buf), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Deno.serve waits for headers forever, so a client that never finishes them would hold a
- * connection for good. The public port is therefore a small relay: it reads each
- * connection's first request headers within {@link HEADER_TIMEOUT_S}, then pipes the
- * connection to the HTTP server on a private loopback port, closing it after
- * {@link IDLE_TIMEOUT_S} without a byte from the client.
+ * connection for good. The public port is therefore a small relay: it reads a connection's
+ * first request headers within {@link HEADER_TIMEOUT_S}, then copies bytes both ways between
+ * it and the HTTP server on a private loopback port, until either side closes or the
+ * connection has been silent for {@link IDLE_TIMEOUT_S}.
  */
 function relay(listener: Deno.Listener, target: number): Promise<void> {
-  const pipe = async (from: Deno.Conn, to: Deno.Conn, idle: boolean) => {
-    const buf = new Uint8Array(64 * 1024);
-    for (;;) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const n = await Promise.race([
-        from.read(buf),
-        new Promise<null>((r) => {
-          if (idle) timer = setTimeout(() => r(null), IDLE_TIMEOUT_S * 1000);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      if (n === null) break;
-      for (let at = 0; at < n;) at += await to.write(buf.subarray(at, n));
-    }
-  };
   const handle = async (client: Deno.Conn) => {
     let server: Deno.Conn | null = null;
+    let idle: ReturnType<typeof setInterval> | undefined;
     try {
       const head: Uint8Array[] = [];
-      let seen = "";
+      let headBytes = 0, seen = "";
       const deadline = Date.now() + HEADER_TIMEOUT_S * 1000;
       while (!seen.includes("\r\n\r\n")) {
         const buf = new Uint8Array(8192);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const n = await Promise.race([
-          client.read(buf),
-          new Promise<null>((r) => timer = setTimeout(() => r(null), deadline - Date.now())),
-        ]).finally(() => clearTimeout(timer));
-        if (n === null || seen.length > 64 * 1024) return; // too slow, closed, or too large
+        const n = await readWithin(client, buf, deadline - Date.now());
+        if (n === null || headBytes > 64 * 1024) return; // too slow, closed, or too large
         head.push(buf.subarray(0, n));
-        seen += new TextDecoder().decode(buf.subarray(0, n));
+        headBytes += n;
+        seen = seen.slice(-3) + new TextDecoder().decode(buf.subarray(0, n));
       }
-      server = await Deno.connect({ hostname: HOSTNAME, port: target });
-      for (const chunk of head) await server.write(chunk);
-      await Promise.race([pipe(client, server, true), pipe(server, client, false)]);
+      const upstream = server = await Deno.connect({ hostname: HOSTNAME, port: target });
+      for (const chunk of head) {
+        for (let at = 0; at < chunk.length;) at += await upstream.write(chunk.subarray(at));
+      }
+      let last = Date.now();
+      const copy = async (from: Deno.Conn, to: Deno.Conn) => {
+        const buf = new Uint8Array(64 * 1024);
+        for (let n; (n = await from.read(buf)) !== null;) {
+          last = Date.now();
+          for (let at = 0; at < n;) at += await to.write(buf.subarray(at, n));
+        }
+      };
+      idle = setInterval(() => {
+        if (Date.now() - last > IDLE_TIMEOUT_S * 1000) {
+          client.close();
+          upstream.close();
+        }
+      }, 1000);
+      const down = copy(upstream, client);
+      // A client may stop sending before its answer has come: keep the answer coming (not
+      // passed on as a half-close, which makes Deno.serve drop the connection unanswered).
+      const up = copy(client, upstream).then(() => down);
+      await Promise.race([up, down]);
     } catch {
-      /* a connection reset ends the relay */
+      /* a reset or a closed connection ends the relay */
     } finally {
-      try {
-        client.close();
-      } catch { /* already closed */ }
-      try {
-        server?.close();
-      } catch { /* already closed */ }
+      clearInterval(idle);
+      for (const conn of [client, server]) {
+        try {
+          conn?.close();
+        } catch { /* already closed */ }
+      }
     }
   };
   return (async () => {

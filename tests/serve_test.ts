@@ -50,6 +50,19 @@ Deno.test({
     assert.match(reply, /^HTTP\/1\.1 421/);
     assert.match(reply, /content-security-policy/i);
     assert.doesNotMatch(reply, /evil/);
+    // A client that closes its sending side after the request still gets the whole answer.
+    const half = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    await half.write(new TextEncoder().encode(
+      `GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`,
+    ));
+    await half.closeWrite();
+    let answer = "";
+    for (let n; (n = await half.read(buf)) !== null;) {
+      answer += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    half.close();
+    assert.match(answer, /^HTTP\/1\.1 200/);
+    assert.match(answer, /<\/html>\s*$/i, "the page arrives whole");
     await s.shutdown();
     await Deno.remove(s.dir, { recursive: true });
     await Deno.remove(run, { recursive: true });
