@@ -62,6 +62,18 @@ Deno.test("PNG: a tiny image whose data inflates to 64 MiB is refused, memory bo
   assert.ok(Deno.memoryUsage().rss - before < 32 * 2 ** 20, "no 64 MiB buffer");
 });
 
+Deno.test("the browser's zlib bounds inflating and computes node's CRC-32", async () => {
+  const page = await import("../src/browser/zlib.ts");
+  const bomb = new Uint8Array(deflateSync(new Uint8Array(4 * 2 ** 20)));
+  assert.equal(page.inflateSync(bomb, { maxOutputLength: 4 * 2 ** 20 }).length, 4 * 2 ** 20);
+  assert.throws(
+    () => page.inflateSync(bomb, { maxOutputLength: 1000 }),
+    (e: Error & { code?: string }) => e.code === "ERR_BUFFER_TOO_LARGE",
+  );
+  const data = Uint8Array.from({ length: 999 }, (_, i) => (i * 31) % 256);
+  assert.equal(page.crc32(data), crc32(data));
+});
+
 Deno.test("train's loader skips and counts a PNG bomb like any corrupt image", async () => {
   const dir = await Deno.makeTempDir();
   await writeSynthDataset(dir, { n: 4, seed: 2, size: 32 });
