@@ -10,7 +10,13 @@ import { parseCheckpointMeta } from "../src/checkpoint.ts";
 import { decodeGray, jpegSize } from "../src/data/image.ts";
 import { readLabels } from "../src/data/layout.ts";
 import { loadImageSet } from "../src/data/load.ts";
-import { decodePng, encodeGrayPng, MAX_IMAGE_PIXELS } from "../src/data/png.ts";
+import {
+  assemblePng,
+  decodePng,
+  encodeGrayPng,
+  ihdrData,
+  MAX_IMAGE_PIXELS,
+} from "../src/data/png.ts";
 import { DataError } from "../src/data/report.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { getConfig } from "../src/models.ts";
@@ -20,40 +26,9 @@ import { rng, throwsWith } from "./helpers.ts";
 
 // ---- PNG ----------------------------------------------------------------------------------
 
-/** An independent CRC-32 (zlib's), so fixtures do not trust the decoder's own. */
-const CRC = (bytes: Uint8Array) => crc32(bytes);
-
-/** A PNG from chunks, each with a correct CRC. */
-function png(chunks: [string, Uint8Array][]): Uint8Array {
-  const parts = [new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10])];
-  for (const [type, data] of chunks) {
-    const c = new Uint8Array(12 + data.length);
-    const v = new DataView(c.buffer);
-    v.setUint32(0, data.length);
-    for (let i = 0; i < 4; i++) c[4 + i] = type.charCodeAt(i);
-    c.set(data, 8);
-    v.setUint32(8 + data.length, CRC(c.subarray(4, 8 + data.length)));
-    parts.push(c);
-  }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) (out.set(p, at), at += p.length);
-  return out;
-}
-
-function ihdr(width: number, height: number, depth: number, colorType: number): Uint8Array {
-  const d = new Uint8Array(13);
-  const v = new DataView(d.buffer);
-  v.setUint32(0, width);
-  v.setUint32(4, height);
-  d[8] = depth;
-  d[9] = colorType;
-  return d;
-}
-
 Deno.test("PNG: a tiny image whose data inflates to 64 MiB is refused, memory bounded", () => {
-  const bomb = png([
-    ["IHDR", ihdr(8, 8, 8, 0)],
+  const bomb = assemblePng([
+    ["IHDR", ihdrData(8, 8, 8, 0)],
     ["IDAT", new Uint8Array(deflateSync(new Uint8Array(64 * 2 ** 20)))],
     ["IEND", new Uint8Array()],
   ]);
@@ -79,7 +54,10 @@ Deno.test("train's loader skips and counts a PNG bomb like any corrupt image", a
   await writeSynthDataset(dir, { n: 4, seed: 2, size: 32 });
   await Deno.writeFile(
     `${dir}/boneage-training-dataset/3.png`,
-    png([["IHDR", ihdr(65535, 65535, 1, 0)], ["IDAT", deflateSync(new Uint8Array(1 << 16))], [
+    assemblePng([["IHDR", ihdrData(65535, 65535, 1, 0)], [
+      "IDAT",
+      deflateSync(new Uint8Array(1 << 16)),
+    ], [
       "IEND",
       new Uint8Array(),
     ]]),
@@ -98,19 +76,22 @@ Deno.test("PNG: declared sizes over 2^26 pixels, bad depths and palette indices 
     new Uint8Array(),
   ]];
   throwsWith(
-    () => decodePng(png([["IHDR", ihdr(65535, 65535, 1, 0)], ...end])),
+    () => decodePng(assemblePng([["IHDR", ihdrData(65535, 65535, 1, 0)], ...end])),
     "65535x65535",
     String(MAX_IMAGE_PIXELS),
   );
-  throwsWith(() => decodePng(png([["IHDR", ihdr(0, 5, 8, 0)], ...end])), "empty 0x5");
-  throwsWith(() => decodePng(png([["IHDR", ihdr(4, 4, 16, 3)], ...end])), "bit depth 16");
-  throwsWith(() => decodePng(png([["IHDR", ihdr(4, 4, 4, 2)], ...end])), "bit depth 4");
+  throwsWith(() => decodePng(assemblePng([["IHDR", ihdrData(0, 5, 8, 0)], ...end])), "empty 0x5");
+  throwsWith(
+    () => decodePng(assemblePng([["IHDR", ihdrData(4, 4, 16, 3)], ...end])),
+    "bit depth 16",
+  );
+  throwsWith(() => decodePng(assemblePng([["IHDR", ihdrData(4, 4, 4, 2)], ...end])), "bit depth 4");
   // Palette of 2 entries, a pixel using entry 7.
   const rows = new Uint8Array([0, 0, 7]);
   throwsWith(
     () =>
-      decodePng(png([
-        ["IHDR", ihdr(2, 1, 8, 3)],
+      decodePng(assemblePng([
+        ["IHDR", ihdrData(2, 1, 8, 3)],
         ["PLTE", new Uint8Array(6)],
         ["IDAT", deflateSync(rows)],
         ["IEND", new Uint8Array()],
@@ -142,7 +123,10 @@ Deno.test("predict on a huge declared PNG fails within seconds, naming the file"
   const file = `${dir}/huge.png`;
   await Deno.writeFile(
     file,
-    png([["IHDR", ihdr(65535, 65535, 1, 0)], ["IDAT", deflateSync(new Uint8Array(1 << 16))], [
+    assemblePng([["IHDR", ihdrData(65535, 65535, 1, 0)], [
+      "IDAT",
+      deflateSync(new Uint8Array(1 << 16)),
+    ], [
       "IEND",
       new Uint8Array(),
     ]]),
@@ -371,7 +355,7 @@ function fixCrcs(bytes: Uint8Array): Uint8Array {
   for (let at = 8; at + 12 <= bytes.length;) {
     const len = v.getUint32(at);
     if (at + 12 + len > bytes.length) break;
-    v.setUint32(at + 8 + len, CRC(bytes.subarray(at + 4, at + 8 + len)));
+    v.setUint32(at + 8 + len, crc32(bytes.subarray(at + 4, at + 8 + len)));
     at += 12 + len;
   }
   return bytes;

@@ -12,14 +12,35 @@ import { crc32, deflateSync, inflateSync } from "node:zlib";
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
-function chunk(type: string, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(12 + data.length);
+/**
+ * A PNG file from its chunks, in order, each framed with its length and CRC (IEND is the
+ * caller's to add). The encoders below use it, and tests build unusual files with it.
+ */
+export function assemblePng(chunks: readonly [type: string, data: Uint8Array][]): Uint8Array {
+  const size = 8 + chunks.reduce((n, [, data]) => n + 12 + data.length, 0);
+  const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
-  view.setUint32(0, data.length);
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
-  out.set(data, 8);
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+  out.set(SIGNATURE);
+  let at = 8;
+  for (const [type, data] of chunks) {
+    view.setUint32(at, data.length);
+    for (let i = 0; i < 4; i++) out[at + 4 + i] = type.charCodeAt(i);
+    out.set(data, at + 8);
+    view.setUint32(at + 8 + data.length, crc32(out.subarray(at + 4, at + 8 + data.length)));
+    at += 12 + data.length;
+  }
   return out;
+}
+
+/** The IHDR chunk's data: size, bit depth and color type (no interlace). */
+export function ihdrData(width: number, height: number, depth: number, colorType: number) {
+  const d = new Uint8Array(13);
+  const view = new DataView(d.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  d[8] = depth;
+  d[9] = colorType;
+  return d;
 }
 
 /** Options of {@link encodeGrayPng}. */
@@ -68,23 +89,12 @@ export function encodeGrayPng(
       raw[cur + i] = (raw[cur + i] - predict(filter, a, b, c)) & 255;
     }
   }
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr[8] = depth;
-  const parts = [new Uint8Array(SIGNATURE), chunk("IHDR", ihdr)];
+  const chunks: [string, Uint8Array][] = [["IHDR", ihdrData(width, height, depth, 0)]];
   if (options.significantBits !== undefined) {
-    parts.push(chunk("sBIT", new Uint8Array([options.significantBits])));
+    chunks.push(["sBIT", new Uint8Array([options.significantBits])]);
   }
-  parts.push(chunk("IDAT", new Uint8Array(deflateSync(raw))), chunk("IEND", new Uint8Array()));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  chunks.push(["IDAT", new Uint8Array(deflateSync(raw))], ["IEND", new Uint8Array()]);
+  return assemblePng(chunks);
 }
 
 /** A decoded single-channel 8-bit image. */
@@ -307,23 +317,9 @@ export function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Ui
   for (let y = 0; y < height; y++) {
     raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * stride + 1);
   }
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  const parts = [
-    new Uint8Array(SIGNATURE),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", new Uint8Array(deflateSync(raw))),
-    chunk("IEND", new Uint8Array()),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return assemblePng([
+    ["IHDR", ihdrData(width, height, 8, 2)],
+    ["IDAT", new Uint8Array(deflateSync(raw))],
+    ["IEND", new Uint8Array()],
+  ]);
 }
