@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PROJECT_ROOT } from "./helpers.ts";
+import { PROJECT_ROOT, runDeno } from "./helpers.ts";
 
 /** What a copy of the project needs to run its tasks (git-ignored folders are rebuilt). */
 const PROJECT_FILES = ["deno.json", "deno.lock", "locks", "kernels", "src", "tasks", "web"];
@@ -30,16 +30,7 @@ async function copyProject(): Promise<string> {
 }
 
 /** `deno task ...` in `cwd`, with stdout and stderr. */
-async function denoTask(cwd: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const denoTask = (cwd: string, args: string[]) => runDeno(["task", ...args], cwd);
 
 /** The example commands of a help text: the indented `deno task` lines after `Examples:`. */
 function examplesOf(help: string): string[] {

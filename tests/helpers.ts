@@ -142,18 +142,23 @@ export interface TaskRun {
   stderr: string;
 }
 
-/** Runs task `name` as `deno task` would (see {@link taskRunArgs}) from the project root. */
-export async function runTaskProcess(
-  name: string,
-  args: readonly string[],
-  extraWrite: readonly string[] = [],
-): Promise<TaskRun> {
+/** Runs `deno ARGS` in `cwd` to the end, with what it printed. */
+export async function runDeno(args: readonly string[], cwd = PROJECT_ROOT): Promise<TaskRun> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [...taskRunArgs(name, extraWrite), ...args],
-    cwd: PROJECT_ROOT,
+    args: [...args],
+    cwd,
     stdout: "piped",
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Runs task `name` as `deno task` would (see {@link taskRunArgs}) from the project root. */
+export function runTaskProcess(
+  name: string,
+  args: readonly string[],
+  extraWrite: readonly string[] = [],
+): Promise<TaskRun> {
+  return runDeno([...taskRunArgs(name, extraWrite), ...args]);
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
-import { PROJECT_ROOT, runTaskProcess, type TaskRun, taskRunArgs } from "./helpers.ts";
+import { PROJECT_ROOT, runDeno, runTaskProcess, type TaskRun, taskRunArgs } from "./helpers.ts";
 
 const PROJECT = PROJECT_ROOT;
 
@@ -450,14 +450,8 @@ Deno.test({
     assert.ok(line.includes(`--allow-write=runs,data,${heat} `), line);
     assert.ok(line.endsWith(args.join(" ")), line);
     // The line does what it says.
-    const words = line.split(" ").slice(1);
-    const granted = await new Deno.Command(Deno.execPath(), {
-      args: words,
-      cwd: PROJECT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(granted.code, 0, new TextDecoder().decode(granted.stderr));
+    const granted = await runDeno(line.split(" ").slice(1));
+    assert.equal(granted.code, 0, granted.stderr);
     assert.ok((await Deno.stat(heat)).isFile);
   },
 });
