@@ -10,6 +10,7 @@
 import { DataError } from "./data/report.ts";
 import { CONFIGS, type ModelConfig } from "./models.ts";
 import type { BoneAgeNet } from "./nn.ts";
+import { parseRecipe, type Recipe } from "./recipe.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 
 /** Intensity and target statistics of the training split, stored with the model. */
@@ -48,6 +49,8 @@ export interface CheckpointMeta {
   settings: Record<string, unknown>;
   /** One entry per validated epoch so far: what `metrics.jsonl` is rewritten from. */
   history?: Record<string, unknown>[];
+  /** How the inputs were prepared (`src/recipe.ts`); checkpoints without one are legacy. */
+  recipe: Recipe;
 }
 
 /** The largest checkpoint JSON read; a real one is a few kilobytes. */
@@ -115,6 +118,7 @@ export function parseCheckpointMeta(text: string, path: string, tag: string): Ch
   }
   if (typeof meta.settings !== "object" || meta.settings === null) bad("settings", "is missing");
   if (meta.history !== undefined && !Array.isArray(meta.history)) bad("history", "is not a list");
+  meta.recipe = parseRecipe(meta.recipe, path);
   return meta as unknown as CheckpointMeta;
 }
 

@@ -19,7 +19,7 @@ export type LayerSpec =
 
 /** A named network configuration. */
 export interface ModelConfig {
-  /** Configuration name: "tiny", "small" or "paper". */
+  /** Configuration name: "tiny", "small", "paper" or "keypoints". */
   name: string;
   /** Input height and width in pixels (the radiograph is letterboxed to this). */
   inputHeight: number;
@@ -35,6 +35,10 @@ export interface ModelConfig {
   activation: "relu" | "elu";
   /** Dropout probability after each hidden dense layer (0 for none). */
   dropout: number;
+  /** Width of the last dense layer, the regression targets (default 1: the bone age). */
+  outputs?: number;
+  /** Whether the child's sex is appended to the pooled features (default true). */
+  sex?: boolean;
   /**
    * Progressive resizing (square, global-average-pooled models only): training resamples its
    * images to `side` x `side` until the schedule's progress (`scheduleProgress` in
@@ -110,7 +114,31 @@ export const CONFIGS: Readonly<Record<string, ModelConfig>> = {
     activation: "elu",
     dropout: 0.3,
   },
+  /**
+   * The hand keypoint regressor behind registration (`deno task keypoints`): 64x64 input, four
+   * one-convolution VGG blocks, the 4x4 map flattened (global pooling would discard where the
+   * hand is) and a dense head regressing the x, y of each point of `KEYPOINTS`
+   * (`src/data/keypoints.ts`) as fractions of the frame. No sex input.
+   */
+  keypoints: {
+    name: "keypoints",
+    inputHeight: 64,
+    inputWidth: 64,
+    trunk: [16, 32, 64, 128].flatMap((c) => vggBlock(c, 2)),
+    pool: "flatten",
+    dense: [128],
+    activation: "relu",
+    dropout: 0,
+    outputs: 6,
+    sex: false,
+  },
 };
+
+/** Regression targets of `config`'s last dense layer. */
+export const outputCount = (config: ModelConfig): number => config.outputs ?? 1;
+
+/** Whether `config` appends the child's sex to its pooled features. */
+export const usesSex = (config: ModelConfig): boolean => config.sex ?? true;
 
 /** The configuration called `name`; throws listing the known names otherwise. */
 export function getConfig(name: string): ModelConfig {

@@ -10,7 +10,7 @@
 import { mulberry32 } from "./data/util.ts";
 import type { Engine } from "./engine.ts";
 import type { LayerSpec, ModelConfig } from "./models.ts";
-import { trunkOutputShape } from "./models.ts";
+import { outputCount, trunkOutputShape, usesSex } from "./models.ts";
 import { batchNorm2d } from "./ops/batchnorm.ts";
 import { concatFeatures } from "./ops/concat.ts";
 import { conv2d } from "./ops/conv2d.ts";
@@ -52,7 +52,7 @@ interface DenseLayer {
   bias: Tensor;
 }
 
-/** The bone-age regression network of one configuration. */
+/** The regression network of one configuration (the bone-age models and the keypoint model). */
 export class BoneAgeNet {
   /** The configuration this network was built from. */
   readonly config: ModelConfig;
@@ -111,8 +111,8 @@ export class BoneAgeNet {
       }
     });
     const [h, w, c] = trunkOutputShape(config);
-    let features = (config.pool === "global-avg" ? c : h * w * c) + 1; // + the child's sex
-    [...config.dense, 1].forEach((width, i) => {
+    let features = (config.pool === "global-avg" ? c : h * w * c) + (usesSex(config) ? 1 : 0);
+    [...config.dense, outputCount(config)].forEach((width, i) => {
       const std = i === config.dense.length ? Math.sqrt(1 / features) : Math.sqrt(2 / features);
       this.#dense.push({
         weight: param(`head.${i}.weight`, [features, width], () => normal() * std),
@@ -136,12 +136,13 @@ export class BoneAgeNet {
   }
 
   /**
-   * Predicts the normalized bone age [N, 1] from `images` [N, H, W, 1] (or [N, s, s, 1] with
-   * the config's low-resolution training side s) and `male` [N, 1] (1 for boys, 0 for girls).
+   * Predicts the normalized targets [N, outputs] (the bone age: [N, 1]) from `images`
+   * [N, H, W, 1] (or [N, s, s, 1] with the config's low-resolution training side s) and
+   * `male` [N, 1] (1 for boys, 0 for girls; null for a configuration without the sex input).
    * `training` selects batch statistics and dropout.
    * With `step`, dropout masks are seeded by it (so a resumed run draws the same masks).
    */
-  forward(images: Tensor, male: Tensor, training: boolean, step = 0): Tensor {
+  forward(images: Tensor, male: Tensor | null, training: boolean, step = 0): Tensor {
     const { inputHeight: H, inputWidth: W, lowRes } = this.config;
     const [, h, w, c] = images.shape;
     const fits = images.shape.length === 4 && c === 1 &&
@@ -182,7 +183,12 @@ export class BoneAgeNet {
     }
     const n = images.shape[0];
     x = this.config.pool === "global-avg" ? globalAvgPool(x) : reshape(x, [n, x.size / n]);
-    x = concatFeatures(x, male);
+    if (usesSex(this.config) !== (male !== null)) {
+      throw new Error(
+        `${this.config.name} model: ${male ? "takes no sex input" : "needs the sex input [N, 1]"}`,
+      );
+    }
+    if (male) x = concatFeatures(x, male);
     this.#dense.forEach(({ weight, bias }, i) => {
       x = linear(x, weight, bias);
       if (i < this.#dense.length - 1) {

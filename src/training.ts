@@ -29,6 +29,7 @@ import { BoneAgeNet } from "./nn.ts";
 import { l1Loss } from "./ops/loss.ts";
 import { Adam } from "./optim.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
+import type { Recipe } from "./recipe.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** What a training run is told on the command line. */
@@ -53,6 +54,8 @@ export interface TrainSettings {
   dataFingerprint: string;
   /** The convolution kernels that ran (the engine's `kernels`). */
   kernels: "rows" | "generic";
+  /** The CSV whose ids were kept out of training and validation (`--exclude`), or null. */
+  exclude: string | null;
 }
 
 /** One line of `metrics.jsonl`. */
@@ -379,6 +382,9 @@ export function compareResumeSettings(
   for (const [key, flag] of [["batch", "--batch"], ["seed", "--seed"], ["lr", "--lr"]] as const) {
     if (saved[key] !== now[key]) refused.push(`${flag} ${now[key]} (the run has ${saved[key]})`);
   }
+  if ((saved.exclude ?? null) !== now.exclude) {
+    refused.push(`--exclude ${now.exclude ?? "(none)"} (the run has ${saved.exclude ?? "none"})`);
+  }
   if (saved.dataFingerprint !== undefined && saved.dataFingerprint !== now.dataFingerprint) {
     refused.push(
       `--data ${now.data}, whose label CSV differs from the one the run was trained on (${saved.data})`,
@@ -431,6 +437,8 @@ export interface TrainJob {
   runDir: string;
   /** Hyper-parameters. */
   settings: TrainSettings;
+  /** How `set`'s images were prepared, recorded in every checkpoint. */
+  recipe: Recipe;
   /** Continue from `runDir/last`. */
   resume: boolean;
   /** Called with a one-line status (progress bar) now and then. */
@@ -482,6 +490,13 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
       globalStep: meta.globalStep,
       stepsPerEpoch: Math.ceil(split.train.length / settings.batch),
     });
+    if (JSON.stringify(meta.recipe) !== JSON.stringify(job.recipe)) {
+      refused.push(
+        `the image recipe ${JSON.stringify(job.recipe)} (the run has ${
+          JSON.stringify(meta.recipe)
+        })`,
+      );
+    }
     if (refused.length) {
       throw new Error(
         `--resume: ${runDir} was started with other settings: ${refused.join("; ")}. ` +
@@ -563,6 +578,7 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     trainSeconds: trainSeconds(),
     settings: { ...settings },
     history: history as unknown as Record<string, unknown>[],
+    recipe: job.recipe,
   });
 
   for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {

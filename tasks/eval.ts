@@ -14,6 +14,7 @@ import { readSplit } from "../src/data/split.ts";
 import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
 import { loadCheckpoint, predictMonths, readMetrics } from "../src/training.ts";
+import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
 import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
 /** `deno task eval --help`. */
@@ -56,10 +57,15 @@ async function main(args: string[]): Promise<void> {
   const { model, meta } = await loadCheckpoint(engine, runDir, "best");
   const dataDir = values.data ?? (values.split ? String(meta.settings.data ?? "") : "");
   if (!dataDir) fail(`--data is required (or --split val to use the run's own validation rows)`);
-  const { set, fingerprint } = await loadImageSet(dataDir, {
+  const prepared = await loadRecipe(engine, meta.recipe, runDir);
+  const loaded = await loadImageSet(dataDir, {
     size: meta.config.inputHeight,
+    fit: meta.recipe.fit,
     quiet: values.json,
   });
+  const { fingerprint } = loaded;
+  const prep = await prepareImageSet(loaded.set, prepared);
+  const set = prep.set;
   let indices: number[];
   if (values.split === "val") {
     const trained = meta.settings.dataFingerprint;
@@ -78,6 +84,16 @@ async function main(args: string[]): Promise<void> {
     indices = [...set.boneage.keys()].filter((i) => Number.isFinite(set.boneage[i]));
     const unlabeled = set.ids.length - indices.length;
     if (unlabeled) say(`${unlabeled} rows of ${dataDir} have no bone age and are not evaluated`);
+  }
+  const refused = new Map(prep.refused.map((r) => [r.row, r.reason]));
+  const noHand = indices.filter((i) => refused.has(i));
+  if (noHand.length) {
+    say(
+      `no hand found in ${noHand.length} of the ${indices.length} radiographs; they are not ` +
+        `scored: ${noHand.slice(0, 5).map((i) => `${set.ids[i]} (${refused.get(i)})`).join(", ")}` +
+        (noHand.length > 5 ? ", ..." : ""),
+    );
+    indices = indices.filter((i) => !refused.has(i));
   }
   if (indices.length === 0) fail(`${dataDir}: no labeled rows to evaluate`);
 
@@ -115,7 +131,7 @@ async function main(args: string[]): Promise<void> {
     say(`  ${band.padEnd(7)} n=${String(g.n).padStart(5)}  MAE ${g.n ? g.mae.toFixed(2) : "-"}`);
   }
   say(`wrote ${outDir}/predictions.csv and ${outDir}/report.html`);
-  if (values.json) console.log(JSON.stringify(summary));
+  if (values.json) console.log(JSON.stringify({ ...summary, no_hand: noHand.length }));
   engine.destroy();
 }
 

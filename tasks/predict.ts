@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { decodeGray, letterbox, readImageFile } from "../src/data/image.ts";
+import { decodeGray, fitSquare, readImageFile } from "../src/data/image.ts";
+import { encodeGrayPng } from "../src/data/png.ts";
+import { loadRecipe, preparedCrop, prepareImageSet } from "../src/prepare.ts";
 import type { ImageSet } from "../src/data/dataset.ts";
 import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderHeatmapPng } from "../src/occlusion.ts";
@@ -16,9 +18,12 @@ import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./
 /** `deno task predict --help`. */
 export const HELP: TaskHelp = {
   usage:
-    "deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json]",
+    "deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json] [--unregistered]",
   about: `Prints the bone age of one radiograph of the left hand (PNG or JPEG, any size) with the
-model's validation MAE as its uncertainty. --age adds the difference to the chronological age;
+model's validation MAE as its uncertainty. A registered model first finds the hand (a right
+hand is mirrored, an inverted image flipped back) and stops when it finds none, unless
+--unregistered asks for the whole unregistered image; --json includes the prepared input the
+network saw, as a PNG data URL. --age adds the difference to the chronological age;
 --heatmap writes the occlusion map over the radiograph (red: regions that made the hand look
 older). Research software, not a medical device.`,
   examples: [
@@ -44,6 +49,7 @@ async function main(args: string[]): Promise<void> {
       checkpoint: { type: "string" },
       heatmap: { type: "string" },
       json: { type: "boolean", default: false },
+      unregistered: { type: "boolean", default: false },
     },
     HELP,
     true,
@@ -74,14 +80,26 @@ async function main(args: string[]): Promise<void> {
   const engine = await Engine.create();
   const { model, meta } = await loadCheckpoint(engine, values.checkpoint, "best");
   const size = meta.config.inputHeight;
-  const pixels = letterbox(gray, size);
-  const set: ImageSet = {
+  const stored: ImageSet = {
     size,
     ids: [imagePath],
-    images: pixels,
+    images: fitSquare(gray, size, meta.recipe.fit),
     male: new Uint8Array([male]),
     boneage: new Float32Array([NaN]),
   };
+  const prep = await prepareImageSet(
+    stored,
+    await loadRecipe(engine, meta.recipe, values.checkpoint),
+  );
+  const hand = prep.hands?.[0];
+  if (hand && !hand.registration && !values.unregistered) {
+    fail(
+      `no hand found in ${imagePath}: ${hand.refusal}. The model reads registered left-hand ` +
+        `radiographs; pass --unregistered to estimate from the whole image anyway`,
+    );
+  }
+  const set = prep.set;
+  const crop = preparedCrop(set, 0);
   const [months] = await predictMonths(model, set, [0], meta.normalization);
   const uncertainty = meta.valMae;
   const result: Record<string, unknown> = {
@@ -91,6 +109,16 @@ async function main(args: string[]): Promise<void> {
     bone_age_years: Number((months / 12).toFixed(2)),
     uncertainty_months: Number(uncertainty.toFixed(1)),
     model: meta.config.name,
+    hand: hand
+      ? {
+        found: hand.registration !== null,
+        mirrored: hand.registration !== null && hand.mirrored,
+        inverted: prep.inverted[0],
+      }
+      : "not registered (the model was trained on unregistered images)",
+    prepared_input_png: `data:image/png;base64,${
+      btoa(Array.from(encodeGrayPng(crop, size, size), (b) => String.fromCharCode(b)).join(""))
+    }`,
     notice: NOT_A_DEVICE,
   };
   const lines = [
@@ -106,8 +134,10 @@ async function main(args: string[]): Promise<void> {
     lines.push(`Chronological age ${age} months (${yearsAndMonths(age)}). ${text}`);
   }
   if (values.heatmap) {
-    const map = await occlusionMap(model, pixels, size, male, meta.normalization, months);
-    await Deno.writeFile(values.heatmap, renderHeatmapPng(gray, size, map));
+    // The occluder moves over what the network saw; a registered model's map lies over that crop.
+    const map = await occlusionMap(model, crop, size, male, meta.normalization, months);
+    const under = prep.hands ? { width: size, height: size, data: crop } : gray;
+    await Deno.writeFile(values.heatmap, renderHeatmapPng(under, size, map));
     result.heatmap = values.heatmap;
     lines.push(
       `Occlusion heatmap written to ${values.heatmap} (red: regions that raised the estimate)`,

@@ -12,14 +12,19 @@
  * @module
  */
 import { loadImageSet } from "../src/data/load.ts";
-import { findDataset } from "../src/data/layout.ts";
+import { findDataset, readIdList } from "../src/data/layout.ts";
+import { subsetImageSet } from "../src/data/dataset.ts";
 import { readSplit, splitDataset, writeSplit } from "../src/data/split.ts";
 import { pixelStats } from "../src/data/stats.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { createProgress } from "../src/data/progress.ts";
 import { Engine } from "../src/engine.ts";
 import { getConfig } from "../src/models.ts";
-import { formatDuration, RUN_FILES, trainModel } from "../src/training.ts";
+import { formatDuration, readCheckpointMeta, RUN_FILES, trainModel } from "../src/training.ts";
+import type { Intensity } from "../src/data/intensity.ts";
+import { copyKeypointCheckpoint } from "../src/keypoints.ts";
+import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
+import { LEGACY_RECIPE, registeredRecipe } from "../src/recipe.ts";
 import {
   fail,
   kernelsOption,
@@ -34,7 +39,8 @@ import {
 export const HELP: TaskHelp = {
   usage: `deno task train [--data DIR] [--config tiny|small] [--epochs N] [--batch B] [--lr X]
                        [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]
-                       [--kernels auto|rows|generic]`,
+                       [--kernels auto|rows|generic] [--exclude CSV]
+                       [--register KEYPOINT_DIR [--intensity equalize|none]]`,
   about: `Trains a bone-age model on a Kaggle-layout folder (boneage-training-dataset.csv and
 boneage-training-dataset/<id>.png) and writes best/last checkpoints, split.json and
 metrics.jsonl to RUN_DIR (default runs/CONFIG). Without --data it uses data/, generating
@@ -43,7 +49,13 @@ data, download "RSNA Pediatric Bone Age Challenge (2017)" from Stanford AIMI or 
 "RSNA Bone Age", unpack it and pass its folder: deno task train --data ~/rsna-bone-age.
 Defaults: --config small --epochs 10 --batch 32 --lr 0.002 --seed 0. --time-limit MINUTES
 is a budget (the learning rate anneals by then); --resume continues RUN_DIR's last checkpoint.
---kernels picks the convolution kernels (default auto: rows on a CPU adapter, generic on a GPU).`,
+--kernels picks the convolution kernels (default auto: rows on a CPU adapter, generic on a GPU).
+--exclude CSV keeps the ids of CSV's id column out of training and validation (for images
+you will test on, e.g. a folder of full-size copies of some training radiographs).
+--register KEYPOINT_DIR (a keypoint checkpoint of deno task keypoints) registers every hand
+to one upright pose and size before the model sees it, and --intensity equalize (the default
+with --register) equalizes the hand's histogram; the run copies the keypoint checkpoint into
+RUN_DIR/keypoints and records this recipe, so eval, predict and serve prepare images alike.`,
   examples: [
     "deno task train --data data/synth --config tiny --epochs 2 --out runs/example",
     "deno task train --data data/synth --config tiny --epochs 3 --out runs/example --resume",
@@ -82,6 +94,9 @@ async function main(args: string[]): Promise<void> {
       "time-limit": { type: "string", default: "0" },
       strict: { type: "boolean", default: false },
       kernels: { type: "string", default: "auto" },
+      exclude: { type: "string" },
+      register: { type: "string" },
+      intensity: { type: "string" },
     },
     HELP,
   );
@@ -99,6 +114,10 @@ async function main(args: string[]): Promise<void> {
     timeLimitMinutes: numberOption("time-limit", values["time-limit"]!, { min: 0 }),
   };
   const runDir = values.out ?? `runs/${config.name}`;
+  if (values.intensity && !["equalize", "none"].includes(values.intensity)) {
+    fail(`--intensity is "${values.intensity}": choose equalize or none`);
+  }
+  if (values.intensity && !values.register) fail("--intensity needs --register KEYPOINT_DIR");
 
   let dataDir = values.data;
   if (!dataDir) {
@@ -131,10 +150,54 @@ async function main(args: string[]): Promise<void> {
     `adapter: ${engine.info.description}${engine.info.isFallback ? " (software)" : ""}, ` +
       `${engine.kernels} convolution kernels`,
   );
-  const { set, report, fingerprint } = await loadImageSet(dataDir, {
+  // A resumed run keeps its recipe; a new one records what the flags ask for.
+  const recipe = values.resume
+    ? (await readCheckpointMeta(runDir, "last")).recipe
+    : values.register
+    ? registeredRecipe((values.intensity ?? "equalize") as Intensity)
+    : LEGACY_RECIPE;
+  if (values.resume && values.register) {
+    fail("--register: a resumed run keeps the recipe it was started with; leave out --register");
+  }
+  if (!values.resume && recipe.registration) {
+    await copyKeypointCheckpoint(values.register!, `${runDir}/${recipe.registration.keypoints}`);
+  }
+  const prepared = await loadRecipe(engine, recipe, runDir);
+  const loaded = await loadImageSet(dataDir, {
     size: config.inputHeight,
+    fit: recipe.fit,
     strict: values.strict,
   });
+  const { fingerprint } = loaded;
+  let set = loaded.set;
+  if (values.exclude) {
+    const excluded = await readIdList(values.exclude);
+    const keep = [...set.ids.keys()].filter((i) => !excluded.has(set.ids[i]));
+    console.log(
+      `--exclude: ${
+        set.ids.length - keep.length
+      } of the ${excluded.size} ids of ${values.exclude} ` +
+        `are in ${dataDir} and stay out of training and validation`,
+    );
+    set = subsetImageSet(set, keep);
+  }
+  if (recipe.registration) {
+    const t0 = performance.now();
+    const prep = await prepareImageSet(set, prepared);
+    const flipped = prep.inverted.filter(Boolean).length;
+    const mirrored = prep.hands!.filter((h) => h.registration && h.mirrored).length;
+    console.log(
+      `registration: hands found in ${set.ids.length - prep.refused.length} of ${set.ids.length} ` +
+        `images (${mirrored} right hands mirrored, ${flipped} inverted images flipped back) in ` +
+        `${((performance.now() - t0) / 1000).toFixed(0)} s` +
+        (prep.refused.length
+          ? `; ${prep.refused.length} left out, no hand found, e.g. ` +
+            prep.refused.slice(0, 3).map((r) => `${set.ids[r.row]} (${r.reason})`).join(", ")
+          : ""),
+    );
+    const refused = new Set(prep.refused.map((r) => r.row));
+    set = subsetImageSet(prep.set, [...set.ids.keys()].filter((i) => !refused.has(i)));
+  }
   const labeled = set.boneage.every((a) => Number.isFinite(a));
   if (!labeled) fail(`${dataDir}: training needs bone ages, but its CSV has rows without one`);
   const split = values.resume
@@ -153,7 +216,7 @@ async function main(args: string[]): Promise<void> {
   const ageMean = ages.reduce((a, b) => a + b, 0) / ages.length;
   const ageStd = Math.sqrt(ages.reduce((a, b) => a + (b - ageMean) ** 2, 0) / ages.length);
   console.log(
-    `data: ${report.used} images in ${dataDir}, ${split.train.length} train / ${split.val.length} validation; ` +
+    `data: ${set.ids.length} images in ${dataDir}, ${split.train.length} train / ${split.val.length} validation; ` +
       `bone age ${ageMean.toFixed(1)} ± ${ageStd.toFixed(1)} months`,
   );
   const lowRes = config.lowRes
@@ -180,7 +243,14 @@ async function main(args: string[]): Promise<void> {
     config,
     normalization: { pixelMean: pixels.mean, pixelStd: pixels.std, ageMean, ageStd },
     runDir,
-    settings: { ...settings, data: dataDir, dataFingerprint: fingerprint, kernels: engine.kernels },
+    settings: {
+      ...settings,
+      data: dataDir,
+      dataFingerprint: fingerprint,
+      kernels: engine.kernels,
+      exclude: values.exclude ?? null,
+    },
+    recipe,
     onNote: (line) => {
       status.clear();
       console.log(line);

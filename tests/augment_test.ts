@@ -133,7 +133,7 @@ for (const [size, count] of [[13, 1], [13, 3], [96, 2]]) {
       bytes[0] = 0;
       bytes[1] = 255;
       const aug = new Augmenter(e, size);
-      const params = aug.params(1, 2, count, false, MEAN, STD);
+      const { params } = aug.params(1, 2, count, false, MEAN, STD);
       const got = await augmentOnGpu(e, size, bytes, params);
       const f = Math.fround;
       const [mean, std] = [f(MEAN), f(STD)];
@@ -252,7 +252,7 @@ gpuTest(
         e.tidy(() => {
           const bytes = randomImages(count, size, k);
           const pixels = e.tensor(packBytes(bytes), [packBytes(bytes).length]);
-          const params = aug.params(1, k, count, true, MEAN, STD);
+          const { params } = aug.params(1, k, count, true, MEAN, STD);
           aug.run(pixels, e.tensor(params, [params.length]));
         });
       step(0, 3);

@@ -296,6 +296,7 @@ Deno.test("resume refuses another batch, seed, learning rate or data set, naming
     data: "data/a",
     dataFingerprint: "abc",
     kernels: "rows",
+    exclude: null,
   };
   const { refused } = compareResumeSettings({ ...saved }, {
     ...saved,

@@ -29,6 +29,9 @@ export const PARAM_HEADER = 4;
 /** f32 slots per image: the 2x3 inverse affine, contrast, offset, gamma, 3 unused. */
 export const PARAM_STRIDE = 12;
 
+/** Largest output side the kernel is asked for. */
+const MAX_SIDE = 4096;
+
 /** The kernel file. */
 const KERNEL = "augment.wgsl";
 /** The kernel's default workgroup tile (its WX, WY overrides): 64 pixels of one image. */
@@ -150,10 +153,38 @@ export function drawAugments(
 }
 
 /**
+ * Where augmentation `a` of a side-`size` image moves the point `(fx, fy)`, both given as
+ * fractions of the frame (0..1 from the top-left corner, as keypoint targets are): the
+ * forward transform of the module doc, so keypoint targets move with their image. The result
+ * is the same fraction of any output side, since resampling keeps pixel centres aligned.
+ */
+export function augmentPoint(
+  a: ImageAugment,
+  size: number,
+  fx: number,
+  fy: number,
+): [number, number] {
+  const c = (size - 1) / 2;
+  const dx = fx * size - 0.5 - c, dy = fy * size - 0.5 - c;
+  const cos = Math.cos(a.rotation) * a.scale, sin = Math.sin(a.rotation) * a.scale;
+  const qx = c + cos * dx - sin * dy + a.shiftX;
+  const qy = c + sin * dx + cos * dy + a.shiftY;
+  return [(qx + 0.5) / size, (qy + 0.5) / size];
+}
+
+/**
+ * A 2x3 affine `[m00, m01, m02, m10, m11, m12]` from output to input pixel-index coordinates
+ * (`p = M q + t`), both of side `size`: a registration (`src/registration.ts`), applied
+ * before any augmentation.
+ */
+export type PixelAffine = ArrayLike<number>;
+
+/**
  * Packs augmentations into the kernel's parameter layout (see `kernels/augment.wgsl`):
  * header `[mean, std, count, 0]`, then per image the inverse affine (rows of
  * `p = M q + t`, from output pixels `q` of side `outSide` to input pixels `p` of side `size`),
- * contrast, offset `0.5 * (1 - contrast) + brightness`, gamma.
+ * contrast, offset `0.5 * (1 - contrast) + brightness`, gamma. With `registrations`, image
+ * `j`'s augmentation acts on its registered frame: `p = R_j(A_j^-1(q))`, one resampling.
  */
 export function packParams(
   augs: readonly ImageAugment[],
@@ -161,6 +192,7 @@ export function packParams(
   mean: number,
   std: number,
   outSide = size,
+  registrations?: readonly PixelAffine[],
 ): Float32Array {
   const out = new Float32Array(PARAM_HEADER + augs.length * PARAM_STRIDE);
   out.set([mean, std, augs.length, 0]);
@@ -179,14 +211,26 @@ export function packParams(
     // p = c + M (u - c - shift) = (M r) q + (c - M (c + shift - u0)); exactly 0 for the
     // identity at the same side.
     const qx = c + a.shiftX - u0, qy = c + a.shiftY - u0;
-    out.set([
+    let m = [
       m00 * r,
       m01 * r,
       c - (m00 * qx + m01 * qy),
       m10 * r,
       m11 * r,
       c - (m10 * qx + m11 * qy),
-    ], o);
+    ];
+    const g = registrations?.[j];
+    if (g) {
+      m = [
+        g[0] * m[0] + g[1] * m[3],
+        g[0] * m[1] + g[1] * m[4],
+        g[0] * m[2] + g[1] * m[5] + g[2],
+        g[3] * m[0] + g[4] * m[3],
+        g[3] * m[1] + g[4] * m[4],
+        g[3] * m[2] + g[4] * m[5] + g[5],
+      ];
+    }
+    out.set(m, o);
     out.set([a.contrast, 0.5 * (1 - a.contrast) + a.brightness, a.gamma], o + 6);
   });
   return out;
@@ -232,7 +276,8 @@ export class Augmenter {
   /**
    * The parameter buffer contents for one batch: random augmentations keyed by
    * `(seed, step, image)` when `augment`, identity otherwise, with `mean`/`std` in the header,
-   * resampling to output images of side `outSide`.
+   * resampling to output images of side `outSide`, each image's augmentation composed with
+   * its registration when given; also the drawn augmentations (keypoint targets move by them).
    */
   params(
     seed: number,
@@ -242,14 +287,13 @@ export class Augmenter {
     mean: number,
     std: number,
     outSide: number = this.size,
-  ): Float32Array {
-    return packParams(
-      drawAugments(seed, step, count, augment, this.size, this.ranges),
-      this.size,
-      mean,
-      std,
-      outSide,
-    );
+    registrations?: readonly PixelAffine[],
+  ): { augments: ImageAugment[]; params: Float32Array } {
+    const augments = drawAugments(seed, step, count, augment, this.size, this.ranges);
+    return {
+      augments,
+      params: packParams(augments, this.size, mean, std, outSide, registrations),
+    };
   }
 
   /**
@@ -263,8 +307,9 @@ export class Augmenter {
     if (!Number.isInteger(count) || count < 1 || count > 65535) {
       throw new Error(`augment: params of ${params.size} values do not describe a batch`);
     }
-    if (!Number.isInteger(outSide) || outSide < 1 || outSide > this.size) {
-      throw new Error(`augment: output side ${outSide} is not in 1..${this.size}`);
+    // Larger output sides interpolate (the keypoint model reads a 32 px test set at 64).
+    if (!Number.isInteger(outSide) || outSide < 1 || outSide > MAX_SIDE) {
+      throw new Error(`augment: output side ${outSide} is not in 1..${MAX_SIDE}`);
     }
     const S = this.size;
     if (pixels.size < packedWords(count, S)) {

@@ -17,4 +17,29 @@ export interface ImageSet {
   male: Uint8Array;
   /** Bone age in months, one per image; NaN where the set carries no label (test CSV). */
   boneage: Float32Array;
+  /**
+   * Per image, the registration that brings its hand to the canonical pose: 6 values, the
+   * affine from model-input to stored pixel coordinates (`src/registration.ts`). Absent for
+   * an unregistered set.
+   */
+  registration?: Float32Array;
+}
+
+/** The rows `rows` of `set`, in that order, as a set of their own (pixels copied). */
+export function subsetImageSet(set: ImageSet, rows: readonly number[]): ImageSet {
+  const plane = set.size * set.size;
+  const images = new Uint8Array(rows.length * plane);
+  rows.forEach((r, j) => images.set(set.images.subarray(r * plane, (r + 1) * plane), j * plane));
+  return {
+    size: set.size,
+    ids: rows.map((r) => set.ids[r]),
+    images,
+    male: Uint8Array.from(rows, (r) => set.male[r]),
+    boneage: Float32Array.from(rows, (r) => set.boneage[r]),
+    registration: set.registration &&
+      Float32Array.from(
+        { length: rows.length * 6 },
+        (_, k) => set.registration![6 * rows[k / 6 | 0] + k % 6],
+      ),
+  };
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { extname } from "node:path";
-import { PermissionError, preprocessImage, readImageFile, sniffFormat } from "./image.ts";
+import { type Fit, PermissionError, preprocessImage, readImageFile, sniffFormat } from "./image.ts";
 import type { SkipReason } from "./report.ts";
 
 /** A batch of files to preprocess with one parameter set. */
@@ -18,6 +18,8 @@ export interface DecodeRequest {
   size: number;
   /** Letterbox fill value. */
   pad: number;
+  /** How each image becomes a square. */
+  fit: Fit;
 }
 
 /** The outcome for one file. */
@@ -46,7 +48,7 @@ export async function runDecodeRequest(req: DecodeRequest): Promise<DecodeRespon
       continue;
     }
     try {
-      const { pixels } = await preprocessImage(bytes, req.size, req.pad);
+      const { pixels } = await preprocessImage(bytes, req.size, req.pad, req.fit);
       outcomes.push({ ok: true, pixels });
     } catch (e) {
       if (e instanceof PermissionError) throw e;

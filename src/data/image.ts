@@ -256,12 +256,29 @@ export function letterbox(src: GrayImage, size: number, pad = 0): Uint8Array {
   return out;
 }
 
-/** Decoding plus letterboxing: file bytes to the model's `size x size` gray input. */
+/**
+ * How a radiograph becomes a square: `letterbox` keeps its aspect ratio (black bars), `stretch`
+ * resizes each axis to the side, as the RSNA 100 px copies were made, so a full-size
+ * radiograph and its 100 px copy give the same square.
+ */
+export type Fit = "letterbox" | "stretch";
+
+/** Resizes a gray image into a `size x size` square the way `fit` says. */
+export function fitSquare(src: GrayImage, size: number, fit: Fit, pad = 0): Uint8Array {
+  if (fit === "letterbox") return letterbox(src, size, pad);
+  return Uint8Array.from(
+    resizeGray(src, size, size),
+    (v) => v <= 0 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0,
+  );
+}
+
+/** Decoding plus fitting: file bytes to the model's `size x size` gray input. */
 export async function preprocessImage(
   bytes: Uint8Array,
   size: number,
   pad = 0,
+  fit: Fit = "letterbox",
 ): Promise<{ pixels: Uint8Array; width: number; height: number }> {
   const img = await decodeGray(bytes);
-  return { pixels: letterbox(img, size, pad), width: img.width, height: img.height };
+  return { pixels: fitSquare(img, size, fit, pad), width: img.width, height: img.height };
 }

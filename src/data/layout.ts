@@ -213,14 +213,16 @@ export function parseSex(value: string): 0 | 1 | undefined {
   return undefined;
 }
 
-interface Csv {
+/** A parsed CSV: its header and records with their 1-based line numbers. */
+export interface Csv {
   /** SHA-256 of the file's bytes, hex: what identifies the data set, wherever it lies. */
   fingerprint: string;
   header: string[];
   records: { fields: string[]; line: number }[];
 }
 
-async function readCsv(path: string): Promise<Csv> {
+/** Reads and parses a CSV, throwing a {@link DataError} naming the file (and line). */
+export async function readCsv(path: string): Promise<Csv> {
   let text: string;
   let fingerprint: string;
   try {
@@ -250,6 +252,29 @@ async function readCsv(path: string): Promise<Csv> {
     header: parsed[0].record,
     records: parsed.slice(1).map((p) => ({ fields: p.record, line: p.info.lines })),
   };
+}
+
+/**
+ * The ids of a CSV's id column (`id`, `Image ID`, `Case ID`; `.png` stripped): the rows that
+ * `train --exclude` keeps out of training and validation.
+ */
+export async function readIdList(path: string): Promise<Set<string>> {
+  const csv = await readCsv(path);
+  const col = csv.header.map(norm).findIndex((x) => ID_COLS.includes(x));
+  if (col < 0) {
+    throw new DataError(
+      `no id column (id, Image ID or Case ID) in "${csv.header.join(",")}"`,
+      path,
+      1,
+    );
+  }
+  const ids = new Set<string>();
+  for (const { fields, line } of csv.records) {
+    const id = cleanId(fields[col] ?? "");
+    if (id === "") throw new DataError("empty id", path, line);
+    ids.add(id);
+  }
+  return ids;
 }
 
 interface Columns {

@@ -19,7 +19,7 @@ import {
   type DecodeResponse,
   runDecodeRequest,
 } from "./decode_job.ts";
-import { PREPROCESS_VERSION } from "./image.ts";
+import { type Fit, PREPROCESS_VERSION } from "./image.ts";
 import { findDataset, type LabelRow, pickSplit, readLabels } from "./layout.ts";
 import { createProgress, type Progress } from "./progress.ts";
 import {
@@ -53,6 +53,8 @@ export interface LoadOptions {
   limit?: number;
   /** Letterbox fill value (0..255), default 0. */
   pad?: number;
+  /** How each radiograph becomes a square (default `letterbox`; see `Fit`). */
+  fit?: Fit;
   /** Progress bar on stderr while decoding (default true; final line only when not a TTY). */
   progress?: boolean;
   /** Do not print the summary line, skipped rows and warnings to stderr. */
@@ -80,7 +82,7 @@ type CacheEntry = [number, number, number] | [number, number, -1, SkipReason, st
 
 interface CacheIndex {
   version: number;
-  params: { size: number; pad: number; preprocess: number };
+  params: { size: number; pad: number; preprocess: number; fit?: Fit };
   csv: string;
   blob: string;
   entries: Record<string, CacheEntry>;
@@ -176,6 +178,7 @@ async function decodeAll(
   paths: readonly string[],
   size: number,
   pad: number,
+  fit: Fit,
   workers: number,
   progress: Progress,
   totalBytes: number,
@@ -184,7 +187,7 @@ async function decodeAll(
   const batchSize = Math.max(1, Math.min(32, Math.ceil(paths.length / (Math.max(1, workers) * 8))));
   const batches: DecodeRequest[] = [];
   for (let i = 0; i < paths.length; i += batchSize) {
-    batches.push({ batch: i, paths: paths.slice(i, i + batchSize), size, pad });
+    batches.push({ batch: i, paths: paths.slice(i, i + batchSize), size, pad, fit });
   }
   const store = (res: DecodeResponse) => {
     res.outcomes.forEach((o, k) => (out[res.batch + k] = o));
@@ -231,7 +234,7 @@ async function decodeAll(
  * is always an error.
  */
 export async function loadImageSet(dir: string, options: LoadOptions): Promise<LoadResult> {
-  const { size, pad = 0, strict = false, quiet = false } = options;
+  const { size, pad = 0, fit = "letterbox", strict = false, quiet = false } = options;
   if (!Number.isInteger(size) || size < 1) throw new DataError(`bad image size ${size}`);
   const layout = await findDataset(dir);
   const dataDir = layout.dir;
@@ -250,7 +253,10 @@ export async function loadImageSet(dir: string, options: LoadOptions): Promise<L
 
   const cacheDir = await resolveCacheDir(dataDir, options.cacheDir);
   const imageBytes = size * size;
-  const params = { size, pad, preprocess: PREPROCESS_VERSION };
+  // Letterboxed caches keep the key they had before `fit` existed.
+  const params = fit === "letterbox"
+    ? { size, pad, preprocess: PREPROCESS_VERSION }
+    : { size, pad, preprocess: PREPROCESS_VERSION, fit };
   const csvRel = relative(dataDir, source.csvPath);
   const base = `${source.name.replace(/[^\w.-]/g, "_")}-${size}px-` +
     hashKey(JSON.stringify({ params, csvRel })).slice(0, 12);
@@ -290,6 +296,7 @@ export async function loadImageSet(dir: string, options: LoadOptions): Promise<L
     misses.map((i) => rows[i].imagePath),
     size,
     pad,
+    fit,
     workers,
     progress,
     misses.reduce((n, i) => n + (stats[i]?.size ?? 0), 0),

@@ -23,7 +23,13 @@
  */
 import type { Engine } from "../engine.ts";
 import type { Tensor } from "../tensor.ts";
-import { Augmenter, type AugmentRanges, hashSeed, packedWords } from "./augment.ts";
+import {
+  Augmenter,
+  type AugmentRanges,
+  hashSeed,
+  type ImageAugment,
+  packedWords,
+} from "./augment.ts";
 import { mulberry32 } from "./util.ts";
 import type { ImageSet } from "./dataset.ts";
 
@@ -76,6 +82,8 @@ export interface Batch {
   index: number;
   /** The augmentation parameters the kernel used (layout of `packParams`). */
   params: Float32Array;
+  /** Each image's drawn augmentation (identity without `augment`), in batch order. */
+  augments: ImageAugment[];
 }
 
 /** Where the loader's time went, accumulated over its lifetime. */
@@ -175,7 +183,9 @@ export class Loader {
         const { augment, pixelMean, pixelStd, side } = this.options;
         const outSide = side?.() ?? this.set.size;
         const count = ready.rows.length;
-        const paramValues = this.augmenter.params(
+        const registrations = this.set.registration &&
+          ready.rows.map((r) => this.set.registration!.subarray(6 * r, 6 * r + 6));
+        const { augments, params: paramValues } = this.augmenter.params(
           augmentSeed,
           k,
           count,
@@ -183,6 +193,7 @@ export class Loader {
           pixelMean,
           pixelStd,
           outSide,
+          registrations,
         );
         const images = this.engine.keep(this.engine.tidy(() => {
           const params = this.engine.tensor(paramValues, [paramValues.length], "augment params");
@@ -200,6 +211,7 @@ export class Loader {
           count,
           index: k,
           params: paramValues,
+          augments,
         };
       }
     } finally {

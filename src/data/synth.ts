@@ -42,6 +42,12 @@ export interface RenderOptions {
   rand: () => number;
   /** No rotation, jitter, noise, markers or exposure changes (for tests of the anatomy). */
   clean?: boolean;
+  /**
+   * Filled with the pixel positions (x, y, origin top-left) of the drawn hand's registration
+   * points: `middle_finger4` and `thumb4` (the fingertips) and `wrist` (between the radius
+   * and the carpals), the labels of `hand-keypoints.csv`.
+   */
+  keypoints?: Record<string, [number, number]>;
 }
 
 /** Maturity on the male timeline in years: girls are ~13% further along at the same bone age. */
@@ -327,7 +333,7 @@ export function renderHand(subject: SynthSubject, options: RenderOptions): Float
 
   // Fingers 2-5: metacarpal (epiphysis distal), then proximal, middle, distal phalanges
   // (epiphyses proximal).
-  for (const f of FINGERS) {
+  for (const [finger, f] of FINGERS.entries()) {
     let dir = Math.PI / 2 - ((f.deg + jitter(2)) * Math.PI) / 180;
     let [u, v] = [f.u, f.v];
     const tipStart: [number, number] = [u, v];
@@ -340,6 +346,9 @@ export function renderHand(subject: SynthSubject, options: RenderOptions): Float
       if (k === 0) dir += (jitter(3) * Math.PI) / 180;
     }
     tissue.capsule(...px(...tipStart), ...px(u, v), f.w * 1.6 * pose.scale, tv, tsoft);
+    // The soft-tissue tip lies beyond the bone's end by the capsule's radius.
+    const tip = px(u + Math.cos(dir) * f.w * 0.8, v + Math.sin(dir) * f.w * 0.8);
+    if (finger === 1 && options.keypoints) options.keypoints.middle_finger4 = tip;
   }
 
   // Thumb: metacarpal with a proximal epiphysis, proximal and distal phalanx, sesamoid.
@@ -373,6 +382,10 @@ export function renderHand(subject: SynthSubject, options: RenderOptions): Float
     dir += (8 * Math.PI) / 180;
   }
   tissue.capsule(...px(...thumbStart), ...px(u, v), 0.07 * pose.scale, tv, tsoft);
+  if (options.keypoints) {
+    options.keypoints.thumb4 = px(u + Math.cos(dir) * 0.035, v + Math.sin(dir) * 0.035);
+    options.keypoints.wrist = px(0, 0.03);
+  }
 
   return expose(tissue.px, bone.px, size, rand, clean);
 }
@@ -463,7 +476,8 @@ export interface SynthOptions {
 
 /**
  * Writes a Kaggle-layout folder: `boneage-training-dataset.csv` (`id,boneage,male`) and
- * `boneage-training-dataset/<id>.png`. Returns the subjects written.
+ * `boneage-training-dataset/<id>.png`, plus `hand-keypoints.csv` with the registration points
+ * of every hand (the layout of `src/data/keypoints.ts`). Returns the subjects written.
  */
 export async function writeSynthDataset(
   outDir: string,
@@ -478,10 +492,23 @@ export async function writeSynthDataset(
   const lines = ["id,boneage,male"];
   const encode = (pngjs as { encode: PngEncode }).encode;
   const gray8 = new Uint8Array(size * size);
+  const pointNames = ["middle_finger4", "thumb4", "wrist"];
+  const keypointLines = [
+    ["id,width,height,box_x,box_y,box_w,box_h", ...pointNames.map((k) => `${k}_x,${k}_y,${k}_v`)]
+      .join(","),
+  ];
   for (let i = 0; i < n; i++) {
     const s = sampleSubject(seed, i);
     const rand = mulberry32(parseInt(hashKey(`${seed}/${i}/render`).slice(0, 8), 16));
-    const gray = renderHand(s, { size, rand });
+    const keypoints: Record<string, [number, number]> = {};
+    const gray = renderHand(s, { size, rand, keypoints });
+    // A point drawn outside the frame is not labelled (v = 0), as an annotator would leave it.
+    const cells = pointNames.map((k) => {
+      const [x, y] = keypoints[k].map((c) => Math.round(c * 100) / 100);
+      const inside = x >= 0 && y >= 0 && x <= size && y <= size;
+      return inside ? `${x},${y},2` : `,,0`;
+    });
+    keypointLines.push([s.id, size, size, 0, 0, size, size, ...cells].join(","));
     for (let p = 0; p < gray.length; p++) gray8[p] = Math.round(gray[p] * 255);
     const png = encode(gray8, { width: size, height: size, channels: 1, level: 3 });
     await Deno.writeFile(join(imgDir, `${s.id}.png`), png);
@@ -490,5 +517,6 @@ export async function writeSynthDataset(
     options.onProgress?.(i + 1);
   }
   await Deno.writeTextFile(join(outDir, "boneage-training-dataset.csv"), lines.join("\n") + "\n");
+  await Deno.writeTextFile(join(outDir, "hand-keypoints.csv"), keypointLines.join("\n") + "\n");
   return subjects;
 }

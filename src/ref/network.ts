@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../models.ts";
+import { type ModelConfig, outputCount, usesSex } from "../models.ts";
 import { batchNormTrainBackward, batchNormTrainForward } from "./batchnorm.ts";
 import { concatBackward, concatForward } from "./concat.ts";
 import {
@@ -36,7 +36,7 @@ import { reluBackward, reluForward } from "./relu.ts";
 export interface RefNetworkResult {
   /** Mean L1 loss. */
   loss: number;
-  /** Predictions `[N]`. */
+  /** Predictions `[N, outputs]`. */
   pred: Float64Array;
   /** Gradients by parameter name (same names and layouts as `BoneAgeNet`). */
   grads: Map<string, Float64Array>;
@@ -44,7 +44,8 @@ export interface RefNetworkResult {
 
 /**
  * Runs the network of `config` in training mode (batch statistics, no dropout) on `images`
- * `[N, H, W, 1]` and `male` `[N]`, with L1 loss against `target` `[N]`.
+ * `[N, H, W, 1]` and `male` `[N]` (ignored without the sex input), with L1 loss against
+ * `target` `[N, outputs]`.
  * `params` maps `BoneAgeNet` names to values in our layouts (conv HWIO, linear [In, Out]).
  */
 export function refNetwork(
@@ -116,13 +117,13 @@ export function refNetwork(
   } else {
     features = H * W * C; // NHWC flatten is the identity on the data
   }
-  {
+  if (usesSex(config)) {
     const A = features;
     x = concatForward(x, male, N, A, 1);
     backward.push((dy) => concatBackward(dy, N, A, 1).da);
     features = A + 1;
   }
-  const widths = [...config.dense, 1];
+  const widths = [...config.dense, outputCount(config)];
   widths.forEach((out, i) => {
     const input = x;
     const inF = features;

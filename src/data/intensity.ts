@@ -1,0 +1,83 @@
+/**
+ * Intensity steps of the image recipe, on a stored 8-bit image, before the augmentation
+ * kernel reads it: a polarity check (radiographs show bone bright on a dark background; a
+ * MONOCHROME1-style export shows the opposite) and histogram equalization over the
+ * registered hand region, which maps any monotone change of exposure (brightness, contrast,
+ * gamma) to about the same image.
+ *
+ * @module
+ */
+import type { PixelAffine } from "./augment.ts";
+
+/** How the recipe normalizes intensity: histogram equalization over the hand, or nothing. */
+export type Intensity = "none" | "equalize";
+
+/** Width of the border ring {@link looksInverted} reads, as a fraction of the side. */
+const RING = 0.08;
+
+/**
+ * Whether a stored image looks inverted (background bright): the median of its outer ring
+ * is above mid-gray. A hand never fills the ring of a radiograph, so its median is background.
+ */
+export function looksInverted(pixels: Uint8Array, size: number): boolean {
+  const band = Math.max(1, Math.round(RING * size));
+  const counts = new Uint32Array(256);
+  let n = 0;
+  for (let y = 0; y < size; y++) {
+    const edgeRow = y < band || y >= size - band;
+    for (let x = 0; x < size; x++) {
+      if (edgeRow || x < band || x >= size - band) {
+        counts[pixels[y * size + x]]++;
+        n++;
+      }
+    }
+  }
+  let below = 0;
+  for (let v = 0; v < 256; v++) {
+    below += counts[v];
+    if (below * 2 >= n) return v > 127;
+  }
+  return false;
+}
+
+/** `255 - v` for every pixel, in place. */
+export function invertInPlace(pixels: Uint8Array): void {
+  for (let i = 0; i < pixels.length; i++) pixels[i] = 255 - pixels[i];
+}
+
+/**
+ * The histogram-equalization table of the pixels of a stored image (side `size`) that the
+ * registration `reg` (model input → stored pixels, side `size` both) brings into the model's
+ * frame: `lut[v] = 255 * (count below v + count at v / 2) / count`, the mid-rank of `v`.
+ * Mid-ranks depend only on the order of the values, so any monotone exposure change that
+ * keeps distinct values distinct yields the same table's output.
+ */
+export function equalizationTable(pixels: Uint8Array, size: number, reg: PixelAffine): Uint8Array {
+  // Inverse of p = M q + t: q = M^-1 (p - t).
+  const det = reg[0] * reg[4] - reg[1] * reg[3];
+  const i00 = reg[4] / det, i01 = -reg[1] / det, i10 = -reg[3] / det, i11 = reg[0] / det;
+  const counts = new Float64Array(256);
+  let n = 0;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const dx = x - reg[2], dy = y - reg[5];
+      const qx = i00 * dx + i01 * dy, qy = i10 * dx + i11 * dy;
+      if (qx >= -0.5 && qy >= -0.5 && qx < size - 0.5 && qy < size - 0.5) {
+        counts[pixels[y * size + x]]++;
+        n++;
+      }
+    }
+  }
+  const lut = new Uint8Array(256);
+  let below = 0;
+  for (let v = 0; v < 256; v++) {
+    lut[v] = n === 0 ? v : Math.round((255 * (below + counts[v] / 2)) / n);
+    below += counts[v];
+  }
+  return lut;
+}
+
+/** Applies a lookup table to every pixel, in place. */
+export function applyTableInPlace(pixels: Uint8Array, lut: Uint8Array): void {
+  for (let i = 0; i < pixels.length; i++) pixels[i] = lut[pixels[i]];
+}

@@ -1,0 +1,102 @@
+/**
+ * Prepares images by a checkpoint's recipe (`src/recipe.ts`): polarity, registration and
+ * intensity, the one path by which train, eval, predict, heatmap, tour and the browser bring
+ * a radiograph to the model.
+ *
+ * @module
+ */
+import { IDENTITY, packParams } from "./data/augment.ts";
+import type { ImageSet } from "./data/dataset.ts";
+import { augmentReference } from "./ref/augment.ts";
+import {
+  applyTableInPlace,
+  equalizationTable,
+  invertInPlace,
+  looksInverted,
+} from "./data/intensity.ts";
+import type { Engine } from "./engine.ts";
+import { type KeypointMeta, loadKeypointModel } from "./keypoints.ts";
+import type { BoneAgeNet } from "./nn.ts";
+import type { Recipe } from "./recipe.ts";
+import { findHands, type HandFinding } from "./registration.ts";
+
+/** A recipe with what it needs to run: the keypoint model when it registers. */
+export interface PreparedRecipe {
+  recipe: Recipe;
+  keypoints: { model: BoneAgeNet; meta: KeypointMeta } | null;
+}
+
+/** Loads what `recipe` needs from the run folder `runDir`. */
+export async function loadRecipe(
+  engine: Engine,
+  recipe: Recipe,
+  runDir: string,
+): Promise<PreparedRecipe> {
+  if (!recipe.registration) return { recipe, keypoints: null };
+  return {
+    recipe,
+    keypoints: await loadKeypointModel(engine, `${runDir}/${recipe.registration.keypoints}`),
+  };
+}
+
+/** What {@link prepareImageSet} did to each image. */
+export interface Preparation {
+  /** The set as the model reads it (a copy when anything changed). */
+  set: ImageSet;
+  /** Per image, the hand found (null for an unregistered recipe). */
+  hands: HandFinding[] | null;
+  /** Per image, whether it looked inverted and was flipped back. */
+  inverted: boolean[];
+  /** Rows where no hand was found, with the reason. */
+  refused: { row: number; reason: string }[];
+}
+
+/**
+ * Prepares a stored set (loaded with `recipe.fit`) the way `prepared.recipe` says. Rows with
+ * no hand keep the identity registration and are listed in `refused`: the caller decides
+ * whether to leave them out (training, evaluation) or to stop (prediction).
+ */
+export async function prepareImageSet(
+  set: ImageSet,
+  prepared: PreparedRecipe,
+): Promise<Preparation> {
+  const { recipe, keypoints } = prepared;
+  const n = set.ids.length;
+  if (!recipe.registration || !keypoints) {
+    return { set, hands: null, inverted: new Array(n).fill(false), refused: [] };
+  }
+  const S = set.size, plane = S * S;
+  const images = set.images.slice();
+  const inverted = set.ids.map((_, i) => {
+    const pixels = images.subarray(i * plane, (i + 1) * plane);
+    const flip = looksInverted(pixels, S);
+    if (flip) invertInPlace(pixels);
+    return flip;
+  });
+  const upright: ImageSet = { ...set, images };
+  const hands = await findHands(keypoints.model, keypoints.meta.normalization, upright);
+  const registration = new Float32Array(6 * n);
+  const refused: Preparation["refused"] = [];
+  hands.forEach((h, i) => {
+    registration.set(h.registration ?? [1, 0, 0, 0, 1, 0], 6 * i);
+    if (!h.registration) refused.push({ row: i, reason: h.refusal! });
+    else if (recipe.intensity === "equalize") {
+      const pixels = images.subarray(i * plane, (i + 1) * plane);
+      applyTableInPlace(pixels, equalizationTable(pixels, S, h.registration));
+    }
+  });
+  return { set: { ...upright, registration }, hands, inverted, refused };
+}
+
+/**
+ * Image `row` of a prepared set as the model reads it: the registered crop at the stored
+ * side, in bytes (the float64 twin of the augmentation kernel, identity augmentation). What
+ * `predict --json` and the reader page show, and what the occlusion heatmap hides parts of.
+ */
+export function preparedCrop(set: ImageSet, row: number): Uint8Array {
+  const S = set.size, plane = S * S;
+  const reg = set.registration?.subarray(6 * row, 6 * row + 6);
+  const params = packParams([IDENTITY], S, 0, 1, S, reg && [reg]);
+  const values = augmentReference(set.images.subarray(row * plane, (row + 1) * plane), params, S);
+  return Uint8Array.from(values, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255));
+}
