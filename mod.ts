@@ -7,6 +7,8 @@
  * - The data: {@link loadImageSet} (Kaggle-layout folders, cached), {@link splitDataset},
  *   {@link Loader} (GPU augmentation), {@link writeSynthDataset}.
  * - Training and prediction: {@link trainModel}, {@link predictMonths}, checkpoints.
+ * - Registration: the hand keypoint model ({@link trainKeypoints}), {@link findHands}, and the
+ *   image recipe every consumer prepares images by ({@link prepareImageSet}).
  *
  * @example
  * ```ts
@@ -46,11 +48,16 @@ export * from "./src/training.ts";
 export * from "./src/report.ts";
 export * from "./src/occlusion.ts";
 export * from "./src/wording.ts";
+export * from "./src/keypoints.ts";
+export * from "./src/registration.ts";
+export * from "./src/recipe.ts";
+export * from "./src/prepare.ts";
 
 export type { ImageSet } from "./src/data/dataset.ts";
 export { loadImageSet, type LoadOptions, type LoadResult } from "./src/data/load.ts";
 export { findDataset, readLabels } from "./src/data/layout.ts";
-export { decodeGray, letterbox } from "./src/data/image.ts";
+export { decodeGray, fitSquare, letterbox } from "./src/data/image.ts";
+export { readKeypoints } from "./src/data/keypoints.ts";
 export { readSplit, type Split, splitDataset, writeSplit } from "./src/data/split.ts";
 export { pixelStats } from "./src/data/stats.ts";
 export { Loader, type LoaderOptions } from "./src/data/loader.ts";

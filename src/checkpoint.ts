@@ -8,7 +8,7 @@
  * @module
  */
 import { DataError } from "./data/report.ts";
-import { CONFIGS, type ModelConfig } from "./models.ts";
+import { CONFIGS, headLayer, type ModelConfig } from "./models.ts";
 import type { BoneAgeNet } from "./nn.ts";
 import { parseRecipe, type Recipe } from "./recipe.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
@@ -248,6 +248,7 @@ export function loadModelWeights(
   source: string,
 ): Record<string, string> {
   const { tensors, metadata } = decodeSafetensors(bytes, source);
+  renameLegacyHead(model.config, tensors);
   const problems: string[] = [];
   const expected = new Set<string>();
   for (const { name, tensor } of model.namedTensors()) {
@@ -274,6 +275,26 @@ export function loadModelWeights(
     model.engine.write(tensor, fromTorchLayout(tensor.shape, tensors.get(name)!));
   }
   return metadata;
+}
+
+/**
+ * Checkpoints saved before the head's layers were named by their `nn.Sequential` index
+ * ({@link headLayer}) numbered them 0, 1, 2 ...; such a file is renamed in place so it keeps
+ * loading. Only a file whose head names are exactly the old ones is renamed.
+ */
+function renameLegacyHead(config: ModelConfig, tensors: Map<string, NamedArray>): void {
+  const renames: [string, string][] = [];
+  for (let i = 0; i <= config.dense.length; i++) {
+    for (const suffix of [".weight", ".bias"]) {
+      renames.push([`head.${i}${suffix}`, `${headLayer(config, i)}${suffix}`]);
+    }
+  }
+  const inFile = [...tensors.keys()].filter((n) => n.startsWith("head.")).sort().join();
+  const sorted = (k: 0 | 1) => renames.map((r) => r[k]).sort().join();
+  if (inFile !== sorted(0) || inFile === sorted(1)) return;
+  const arrays = renames.map(([old]) => tensors.get(old)!);
+  for (const [old] of renames) tensors.delete(old);
+  renames.forEach(([, now], k) => tensors.set(now, arrays[k]));
 }
 
 /**

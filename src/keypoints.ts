@@ -8,19 +8,20 @@
  * @module
  */
 import { DataError } from "./data/report.ts";
+import { KEYPOINTS } from "./recipe.ts";
 import {
   Augmenter,
   augmentPoint,
   type AugmentRanges,
   IDENTITY,
   type ImageAugment,
+  mirrorAffine,
   packBytes,
   packedWords,
   packParams,
   type PixelAffine,
 } from "./data/augment.ts";
 import type { ImageSet } from "./data/dataset.ts";
-import { KEYPOINTS } from "./data/keypoints.ts";
 import { Loader } from "./data/loader.ts";
 import type { Engine } from "./engine.ts";
 import { CONFIGS } from "./models.ts";
@@ -103,7 +104,11 @@ function pixelMoments(set: ImageSet, rows: readonly number[]): [number, number] 
   return [mean, Math.sqrt(Math.max(1e-12, sq / n - mean * mean))];
 }
 
-/** Trains a keypoint model; returns it with its pixel statistics. */
+/**
+ * Trains a keypoint model; returns it with its pixel statistics. Every training image is also
+ * shown mirrored, its points mirrored with it, so the model finds the real thumb of a right
+ * hand too: the thumb's side is then what tells `findHands` a right hand from a left one.
+ */
 export async function trainKeypoints(
   o: KeypointTrainOptions,
 ): Promise<{ model: BoneAgeNet; normalization: KeypointMeta["normalization"] }> {
@@ -115,7 +120,27 @@ export async function trainKeypoints(
   const [pixelMean, pixelStd] = pixelMoments(o.set, o.rows);
   const model = new BoneAgeNet(e, config, o.seed + 1);
   const optimizer = new Adam(e, model.parameters(), { lr: o.lr });
-  const loader = new Loader(e, o.set, o.rows, {
+  // Rows n.. are rows 0.. mirrored (by the resampler, through each row's registration).
+  const count = o.set.ids.length, S = o.set.size;
+  const registration = new Float32Array(12 * count);
+  for (let r = 0; r < 2 * count; r++) {
+    registration.set(r < count ? [1, 0, 0, 0, 1, 0] : mirrorAffine(S), 6 * r);
+  }
+  const both: ImageSet = {
+    ...o.set,
+    ids: [...o.set.ids, ...o.set.ids.map((id) => `${id} (mirrored)`)],
+    images: new Uint8Array([...o.set.images, ...o.set.images]),
+    male: new Uint8Array(2 * count),
+    boneage: new Float32Array(2 * count),
+    registration,
+  };
+  const pointsOf = new Float32Array(2 * o.targets.length);
+  pointsOf.set(o.targets);
+  for (let i = 0; i < o.targets.length; i++) {
+    pointsOf[o.targets.length + i] = i % 2 === 0 ? 1 - o.targets[i] : o.targets[i];
+  }
+  const rows = [...o.rows, ...o.rows.map((r) => r + count)];
+  const loader = new Loader(e, both, rows, {
     batchSize: o.batch,
     seed: o.seed,
     shuffle: true,
@@ -138,9 +163,9 @@ export async function trainKeypoints(
         for (let k = 0; k < n; k++) {
           const [x, y] = augmentPoint(
             batch.augments[j],
-            o.set.size,
-            o.targets[r * 2 * n + 2 * k],
-            o.targets[r * 2 * n + 2 * k + 1],
+            S,
+            pointsOf[r * 2 * n + 2 * k],
+            pointsOf[r * 2 * n + 2 * k + 1],
           );
           targets[j * 2 * n + 2 * k] = 2 * x - 1;
           targets[j * 2 * n + 2 * k + 1] = 2 * y - 1;
@@ -295,10 +320,26 @@ export async function loadKeypointModel(
       throw err;
     }
   };
-  const meta = parseKeypointMeta(await read(metaPath, Deno.readTextFile), metaPath);
+  return keypointModelFromFiles(
+    engine,
+    { path: metaPath, text: await read(metaPath, Deno.readTextFile) },
+    { path: weightsPath, bytes: await read(weightsPath, Deno.readFile) },
+  );
+}
+
+/**
+ * Builds the keypoint model from the two files' contents (the reader page fetches them),
+ * checking both; errors name `path`.
+ */
+export function keypointModelFromFiles(
+  engine: Engine,
+  meta: { path: string; text: string },
+  weights: { path: string; bytes: Uint8Array },
+): { model: BoneAgeNet; meta: KeypointMeta } {
+  const parsed = parseKeypointMeta(meta.text, meta.path);
   const model = new BoneAgeNet(engine, CONFIGS.keypoints);
-  loadModelWeights(model, await read(weightsPath, Deno.readFile), weightsPath);
-  return { model, meta };
+  loadModelWeights(model, weights.bytes, weights.path);
+  return { model, meta: parsed };
 }
 
 /**

@@ -140,6 +140,14 @@ export const outputCount = (config: ModelConfig): number => config.outputs ?? 1;
 /** Whether `config` appends the child's sex to its pooled features. */
 export const usesSex = (config: ModelConfig): boolean => config.sex ?? true;
 
+/**
+ * Name of the head's dense layer `i` (0 = first hidden, `dense.length` = output): its index in
+ * PyTorch's `nn.Sequential(Linear, activation, [Dropout], Linear, ...)`, so a head built that
+ * way loads the checkpoint's `head.N.weight` / `head.N.bias` as they are.
+ */
+export const headLayer = (config: ModelConfig, i: number): string =>
+  `head.${i * (config.dropout > 0 ? 3 : 2)}`;
+
 /** The configuration called `name`; throws listing the known names otherwise. */
 export function getConfig(name: string): ModelConfig {
   const config = CONFIGS[name];

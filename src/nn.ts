@@ -2,7 +2,7 @@
  * {@link BoneAgeNet}: the parameters of a {@link ModelConfig} and its forward pass, written
  * as a plain sequence of engine ops so a reader can follow each layer to its kernel.
  *
- * Names follow PyTorch's `nn.Sequential` convention (`trunk.0.weight`, `head.1.bias`) so
+ * Names follow PyTorch's `nn.Sequential` convention (`trunk.0.weight`, `head.2.bias`) so
  * checkpoints map one-to-one onto a PyTorch model of the same configuration.
  *
  * @module
@@ -10,7 +10,7 @@
 import { mulberry32 } from "./data/util.ts";
 import type { Engine } from "./engine.ts";
 import type { LayerSpec, ModelConfig } from "./models.ts";
-import { outputCount, trunkOutputShape, usesSex } from "./models.ts";
+import { headLayer, outputCount, trunkOutputShape, usesSex } from "./models.ts";
 import { batchNorm2d } from "./ops/batchnorm.ts";
 import { concatFeatures } from "./ops/concat.ts";
 import { conv2d } from "./ops/conv2d.ts";
@@ -115,8 +115,8 @@ export class BoneAgeNet {
     [...config.dense, outputCount(config)].forEach((width, i) => {
       const std = i === config.dense.length ? Math.sqrt(1 / features) : Math.sqrt(2 / features);
       this.#dense.push({
-        weight: param(`head.${i}.weight`, [features, width], () => normal() * std),
-        bias: param(`head.${i}.bias`, [width], () => 0),
+        weight: param(`${headLayer(config, i)}.weight`, [features, width], () => normal() * std),
+        bias: param(`${headLayer(config, i)}.bias`, [width], () => 0),
       });
       if (i < config.dense.length && config.dropout > 0) {
         this.#dropouts.push(new Dropout(engine, config.dropout));

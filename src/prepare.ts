@@ -7,18 +7,30 @@
  */
 import { IDENTITY, packParams } from "./data/augment.ts";
 import type { ImageSet } from "./data/dataset.ts";
+import { fitSquare, type GrayImage } from "./data/image.ts";
 import { augmentReference } from "./ref/augment.ts";
 import {
   applyTableInPlace,
+  borderMedian,
   equalizationTable,
   invertInPlace,
   looksInverted,
+  medianWhere,
 } from "./data/intensity.ts";
 import type { Engine } from "./engine.ts";
 import { type KeypointMeta, loadKeypointModel } from "./keypoints.ts";
 import type { BoneAgeNet } from "./nn.ts";
 import type { Recipe } from "./recipe.ts";
 import { findHands, type HandFinding } from "./registration.ts";
+
+/**
+ * Where the palm lies in the registered crop (frame fractions, between the canonical wrist
+ * and fingertips), and how much brighter than the image's border (its background) its median
+ * must be. On 1,500 rsna-100px radiographs the palm's median was 12 or more levels above the
+ * border for 98.5% of the hands found and under 8 for 0.6%; a flat gray or a noise image is
+ * within a few levels.
+ */
+export const PALM = { x: [0.3, 0.6], y: [0.45, 0.7], minAboveBackground: 8 };
 
 /** A recipe with what it needs to run: the keypoint model when it registers. */
 export interface PreparedRecipe {
@@ -77,15 +89,32 @@ export async function prepareImageSet(
   const hands = await findHands(keypoints.model, keypoints.meta.normalization, upright);
   const registration = new Float32Array(6 * n);
   const refused: Preparation["refused"] = [];
+  hands.forEach((h, i) => registration.set(h.registration ?? [1, 0, 0, 0, 1, 0], 6 * i));
+  const registered: ImageSet = { ...upright, registration };
   hands.forEach((h, i) => {
-    registration.set(h.registration ?? [1, 0, 0, 0, 1, 0], 6 * i);
+    if (h.registration) {
+      // The keypoint model places points on anything; a radiograph's palm is brighter than
+      // its background, which a blank, gray or noise image's "palm" is not.
+      const pixels = images.subarray(i * plane, (i + 1) * plane);
+      const palm = medianWhere(preparedCrop(registered, i), S, (x, y) => {
+        const fx = (x + 0.5) / S, fy = (y + 0.5) / S;
+        return fx > PALM.x[0] && fx < PALM.x[1] && fy > PALM.y[0] && fy < PALM.y[1];
+      });
+      const above = palm - borderMedian(pixels, S);
+      if (above < PALM.minAboveBackground) {
+        h.registration = null;
+        h.refusal = `the palm is ${above} gray levels above the background, under ` +
+          `${PALM.minAboveBackground}: this does not look like a hand radiograph`;
+        registration.set([1, 0, 0, 0, 1, 0], 6 * i);
+      }
+    }
     if (!h.registration) refused.push({ row: i, reason: h.refusal! });
     else if (recipe.intensity === "equalize") {
       const pixels = images.subarray(i * plane, (i + 1) * plane);
       applyTableInPlace(pixels, equalizationTable(pixels, S, h.registration));
     }
   });
-  return { set: { ...upright, registration }, hands, inverted, refused };
+  return { set: registered, hands, inverted, refused };
 }
 
 /**
@@ -99,4 +128,44 @@ export function preparedCrop(set: ImageSet, row: number): Uint8Array {
   const params = packParams([IDENTITY], S, 0, 1, S, reg && [reg]);
   const values = augmentReference(set.images.subarray(row * plane, (row + 1) * plane), params, S);
   return Uint8Array.from(values, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255));
+}
+
+/** One radiograph prepared for the model by {@link prepareRadiograph}. */
+export interface PreparedRadiograph {
+  /** A one-row set as the model reads it (`predictMonths(model, set, [0], ...)`). */
+  set: ImageSet;
+  /** The model's input as it sees it, `size x size` bytes ({@link preparedCrop}). */
+  crop: Uint8Array;
+  /** The hand found, or null for an unregistered recipe. */
+  hand: HandFinding | null;
+  /** Whether the radiograph looked inverted (MONOCHROME1) and was flipped back. */
+  inverted: boolean;
+}
+
+/**
+ * A decoded radiograph brought to a model of input side `size` by `prepared`'s recipe: what
+ * `deno task predict` and the reader page both do with the one image they are given.
+ * When no hand is found, `hand.registration` is null and the set keeps the unregistered image.
+ */
+export async function prepareRadiograph(
+  gray: GrayImage,
+  male: 0 | 1,
+  size: number,
+  prepared: PreparedRecipe,
+  id = "radiograph",
+): Promise<PreparedRadiograph> {
+  const stored: ImageSet = {
+    size,
+    ids: [id],
+    images: fitSquare(gray, size, prepared.recipe.fit),
+    male: new Uint8Array([male]),
+    boneage: new Float32Array([NaN]),
+  };
+  const prep = await prepareImageSet(stored, prepared);
+  return {
+    set: prep.set,
+    crop: preparedCrop(prep.set, 0),
+    hand: prep.hands?.[0] ?? null,
+    inverted: prep.inverted[0],
+  };
 }

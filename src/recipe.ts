@@ -18,6 +18,9 @@ import type { Fit } from "./data/image.ts";
 import type { Intensity } from "./data/intensity.ts";
 import { DataError } from "./data/report.ts";
 
+/** The points the keypoint model regresses, in output order: what registration uses. */
+export const KEYPOINTS = ["middle_finger4", "thumb4", "wrist"] as const;
+
 /**
  * Where registration puts the middle fingertip, the thumb tip and the wrist, as fractions of
  * the model's input frame. The triangle is the median shape of the 492 labelled hands of

@@ -15,12 +15,11 @@
  *
  * @module
  */
-import { augmentPoint, IDENTITY, type ImageAugment } from "./data/augment.ts";
+import { augmentPoint, IDENTITY, type ImageAugment, mirrorAffine } from "./data/augment.ts";
 import type { ImageSet } from "./data/dataset.ts";
-import { KEYPOINTS } from "./data/keypoints.ts";
 import { type KeypointMeta, predictKeypoints } from "./keypoints.ts";
 import type { BoneAgeNet } from "./nn.ts";
-import { CANONICAL } from "./recipe.ts";
+import { CANONICAL, KEYPOINTS } from "./recipe.ts";
 
 /** A similarity in frame fractions: `f = z * c + t` with `z = a + ib` (complex numbers). */
 export interface Similarity {
@@ -123,9 +122,6 @@ export interface HandFinding {
   refusal: string | null;
 }
 
-/** Mirrors the stored frame left to right: `p = (size - 1 - q.x, q.y)`. */
-const mirror = (size: number): number[] => [-1, 0, size - 1, 0, 1, 0];
-
 /** Checks one image's points and probed points; the finding if a hand is there. */
 function judge(
   points: ArrayLike<number>,
@@ -191,7 +187,7 @@ export async function findHands(
   };
   const per = 2 * KEYPOINTS.length;
   const attempt = async (subset: readonly number[], mirrored: boolean) => {
-    const pre = mirrored ? mirror(S) : undefined;
+    const pre = mirrored ? mirrorAffine(S) : undefined;
     const points = await predictKeypoints(model, normalization, set, subset, { pre });
     const probed = await predictKeypoints(model, normalization, set, subset, {
       augment: probe,

@@ -20,7 +20,7 @@ import { renderHand, sampleSubject, type SynthSubject } from "./data/synth.ts";
 import { hashKey, mulberry32 } from "./data/util.ts";
 import type { TapeEntry } from "./autograd.ts";
 import { Engine, type Program, readKernelFile } from "./engine.ts";
-import { getConfig, type ModelConfig } from "./models.ts";
+import { getConfig, headLayer, type ModelConfig } from "./models.ts";
 import { BoneAgeNet } from "./nn.ts";
 import { batchNorm2d } from "./ops/batchnorm.ts";
 import { concatFeatures } from "./ops/concat.ts";
@@ -615,7 +615,7 @@ function recordStep(
   }
   const widths = [...config.dense, 1];
   widths.forEach((out, i) => {
-    const layer = `head.${i}`;
+    const layer = headLayer(config, i);
     const input = act;
     const inName = actName;
     const [weight, bias] = [param(`${layer}.weight`), param(`${layer}.bias`)];
@@ -982,7 +982,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
     const params: TourParam[] = [];
     const adamChecks: TourCheck[] = [];
     let example: TourAdamExample | null = null;
-    const outName = `head.${config.dense.length}.weight`;
+    const outName = `${headLayer(config, config.dense.length)}.weight`;
     for (const p of model.parameters()) {
       const g = await value(step.grads.get(p)!);
       const w0 = before.get(p)!;

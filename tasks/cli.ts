@@ -8,6 +8,12 @@ import { basename } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { KERNEL_POLICIES, type KernelPolicy } from "../src/engine.ts";
 
+/**
+ * The `--checkpoint` of predict, eval and serve when none is given: the bone-age checkpoint
+ * committed under `weights/`, with its keypoint checkpoint in `weights/keypoints/`.
+ */
+export const SHIPPED_CHECKPOINT = "weights";
+
 /** Prints `error: message` to stderr and exits with status 1. */
 export function fail(message: string): never {
   console.error(`error: ${message}`);

@@ -15,20 +15,29 @@ import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
 import { loadCheckpoint, predictMonths, readMetrics } from "../src/training.ts";
 import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
-import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
+import {
+  fail,
+  numberOption,
+  parseCommandLine,
+  runTask,
+  SHIPPED_CHECKPOINT,
+  type TaskHelp,
+} from "./cli.ts";
 
 /** `deno task eval --help`. */
 export const HELP: TaskHelp = {
   usage:
-    "deno task eval --checkpoint RUN_DIR [--data DIR] [--split val] [--out DIR] [--tta N] [--json]",
+    "deno task eval [--checkpoint RUN_DIR] [--data DIR] [--split val] [--out DIR] [--tta N] [--json]",
   about:
     `Evaluates RUN_DIR's best checkpoint on every labeled radiograph of DIR, or with --split val
 on the run's own validation rows: MAE overall, by sex and by age band, beside the mean
 predictor's. Writes predictions.csv and report.html to --out (default RUN_DIR/eval). --tta N
-averages N mildly transformed copies; --json prints one JSON object as the last line.`,
+averages N mildly transformed copies; --json prints one JSON object as the last line.
+--checkpoint defaults to the shipped weights/ (its --out then defaults to runs/weights-eval).`,
   examples: [
     "deno task eval --checkpoint runs/example --split val",
     "deno task eval --checkpoint runs/example --data data/synth --json",
+    "deno task eval --checkpoint runs/example-registered --split val",
   ],
 };
 
@@ -36,7 +45,7 @@ async function main(args: string[]): Promise<void> {
   const { values } = parseCommandLine(
     args,
     {
-      checkpoint: { type: "string" },
+      checkpoint: { type: "string", default: SHIPPED_CHECKPOINT },
       data: { type: "string" },
       split: { type: "string" },
       out: { type: "string" },
@@ -45,12 +54,11 @@ async function main(args: string[]): Promise<void> {
     },
     HELP,
   );
-  if (!values.checkpoint) fail(`--checkpoint is required\nusage: ${HELP.usage}`);
   if (values.split !== undefined && values.split !== "val") {
     fail(`--split must be "val", got "${values.split}"`);
   }
   const tta = numberOption("tta", values.tta!, { integer: true, min: 0, max: 16 });
-  const runDir = values.checkpoint;
+  const runDir = values.checkpoint!;
   const say = (line: string) => values.json ? console.error(line) : console.log(line);
 
   const engine = await Engine.create();
@@ -105,7 +113,9 @@ async function main(args: string[]): Promise<void> {
     predicted: predicted[k],
   }));
   const summary = summarize(rows, meta.normalization.ageMean);
-  const outDir = values.out ?? `${runDir}/eval`;
+  // weights/ is committed and the task may not write there: its reports go under runs/.
+  const outDir = values.out ??
+    (runDir === SHIPPED_CHECKPOINT ? "runs/weights-eval" : `${runDir}/eval`);
   await Deno.mkdir(outDir, { recursive: true });
   await Deno.writeTextFile(`${outDir}/predictions.csv`, predictionsCsv(rows));
   const title =

@@ -5,7 +5,8 @@
  * @module
  */
 import { decodeGray, letterboxBox, readImageFile } from "../src/data/image.ts";
-import { KEYPOINTS, readKeypoints } from "../src/data/keypoints.ts";
+import { readKeypoints } from "../src/data/keypoints.ts";
+import { KEYPOINTS } from "../src/recipe.ts";
 import { loadImageSet } from "../src/data/load.ts";
 import { subsetImageSet } from "../src/data/dataset.ts";
 import { hashSeed } from "../src/data/augment.ts";
@@ -33,7 +34,7 @@ fraction of the hand length, beside the mean-position predictor's. Writes keypoi
 keypoints.safetensors to RUN_DIR (default runs/keypoints); pass that folder to
 deno task train --register RUN_DIR. Defaults: --epochs 60 --batch 32 --lr 0.002 --seed 0.`,
   examples: [
-    "deno task keypoints --data data/synth --labels data/synth/hand-keypoints.csv --epochs 2 --held-out 20 --out runs/example-keypoints",
+    "deno task keypoints --data data/synth --labels data/synth/hand-keypoints.csv --epochs 15 --held-out 20 --out runs/example-keypoints",
   ],
 };
 

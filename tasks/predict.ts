@@ -5,27 +5,33 @@
  *
  * @module
  */
-import { decodeGray, fitSquare, readImageFile } from "../src/data/image.ts";
+import { decodeGray, readImageFile } from "../src/data/image.ts";
 import { encodeGrayPng } from "../src/data/png.ts";
-import { loadRecipe, preparedCrop, prepareImageSet } from "../src/prepare.ts";
-import type { ImageSet } from "../src/data/dataset.ts";
+import { loadRecipe, prepareRadiograph } from "../src/prepare.ts";
 import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderHeatmapPng } from "../src/occlusion.ts";
 import { loadCheckpoint, predictMonths } from "../src/training.ts";
 import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/wording.ts";
-import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
+import {
+  fail,
+  numberOption,
+  parseCommandLine,
+  runTask,
+  SHIPPED_CHECKPOINT,
+  type TaskHelp,
+} from "./cli.ts";
 
 /** `deno task predict --help`. */
 export const HELP: TaskHelp = {
   usage:
-    "deno task predict IMAGE --sex M|F [--age MONTHS] --checkpoint RUN_DIR [--heatmap OUT.png] [--json] [--unregistered]",
+    "deno task predict IMAGE --sex M|F [--age MONTHS] [--checkpoint RUN_DIR] [--heatmap OUT.png] [--json] [--unregistered]",
   about: `Prints the bone age of one radiograph of the left hand (PNG or JPEG, any size) with the
 model's validation MAE as its uncertainty. A registered model first finds the hand (a right
 hand is mirrored, an inverted image flipped back) and stops when it finds none, unless
 --unregistered asks for the whole unregistered image; --json includes the prepared input the
 network saw, as a PNG data URL. --age adds the difference to the chronological age;
 --heatmap writes the occlusion map over the radiograph (red: regions that made the hand look
-older). Research software, not a medical device.`,
+older). --checkpoint defaults to the shipped weights/. Research software, not a medical device.`,
   examples: [
     "deno task predict data/synth/boneage-training-dataset/1.png --sex M --age 150 --checkpoint runs/example",
     "deno task predict data/synth/boneage-training-dataset/2.png --sex F --checkpoint runs/example --heatmap runs/example/heatmap.png --json",
@@ -46,7 +52,7 @@ async function main(args: string[]): Promise<void> {
     {
       sex: { type: "string" },
       age: { type: "string" },
-      checkpoint: { type: "string" },
+      checkpoint: { type: "string", default: SHIPPED_CHECKPOINT },
       heatmap: { type: "string" },
       json: { type: "boolean", default: false },
       unregistered: { type: "boolean", default: false },
@@ -55,7 +61,6 @@ async function main(args: string[]): Promise<void> {
     true,
   );
   if (positionals.length !== 1) fail(`give exactly one image\nusage: ${HELP.usage}`);
-  if (!values.checkpoint) fail(`--checkpoint is required\nusage: ${HELP.usage}`);
   const imagePath = positionals[0];
   const male = parseSexOption(values.sex);
   const age = values.age === undefined
@@ -80,26 +85,20 @@ async function main(args: string[]): Promise<void> {
   const engine = await Engine.create();
   const { model, meta } = await loadCheckpoint(engine, values.checkpoint, "best");
   const size = meta.config.inputHeight;
-  const stored: ImageSet = {
+  const prepared = await prepareRadiograph(
+    gray,
+    male,
     size,
-    ids: [imagePath],
-    images: fitSquare(gray, size, meta.recipe.fit),
-    male: new Uint8Array([male]),
-    boneage: new Float32Array([NaN]),
-  };
-  const prep = await prepareImageSet(
-    stored,
     await loadRecipe(engine, meta.recipe, values.checkpoint),
+    imagePath,
   );
-  const hand = prep.hands?.[0];
+  const { hand, set, crop } = prepared;
   if (hand && !hand.registration && !values.unregistered) {
     fail(
       `no hand found in ${imagePath}: ${hand.refusal}. The model reads registered left-hand ` +
         `radiographs; pass --unregistered to estimate from the whole image anyway`,
     );
   }
-  const set = prep.set;
-  const crop = preparedCrop(set, 0);
   const [months] = await predictMonths(model, set, [0], meta.normalization);
   const uncertainty = meta.valMae;
   const result: Record<string, unknown> = {
@@ -113,7 +112,7 @@ async function main(args: string[]): Promise<void> {
       ? {
         found: hand.registration !== null,
         mirrored: hand.registration !== null && hand.mirrored,
-        inverted: prep.inverted[0],
+        inverted: prepared.inverted,
       }
       : "not registered (the model was trained on unregistered images)",
     prepared_input_png: `data:image/png;base64,${
@@ -136,7 +135,7 @@ async function main(args: string[]): Promise<void> {
   if (values.heatmap) {
     // The occluder moves over what the network saw; a registered model's map lies over that crop.
     const map = await occlusionMap(model, crop, size, male, meta.normalization, months);
-    const under = prep.hands ? { width: size, height: size, data: crop } : gray;
+    const under = hand ? { width: size, height: size, data: crop } : gray;
     await Deno.writeFile(values.heatmap, renderHeatmapPng(under, size, map));
     result.heatmap = values.heatmap;
     lines.push(

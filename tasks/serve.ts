@@ -13,9 +13,11 @@
  * @module
  */
 import { extname, join } from "node:path";
+import { KEYPOINT_FILES } from "../src/keypoints.ts";
+import { KEYPOINT_DIR } from "../src/recipe.ts";
 import { RUN_FILES } from "../src/training.ts";
 import { DEFAULT_BUNDLE_DIR, ROOT } from "./bundle.ts";
-import { fail, numberOption, parseCommandLine, type TaskHelp } from "./cli.ts";
+import { fail, numberOption, parseCommandLine, SHIPPED_CHECKPOINT, type TaskHelp } from "./cli.ts";
 import { NOT_A_DEVICE } from "../src/wording.ts";
 
 /** `deno task serve --help`. */
@@ -23,7 +25,7 @@ export const HELP: TaskHelp = {
   usage: "deno task serve [--checkpoint RUN_DIR] [--port 8000]",
   about: `Builds the reader page (deno task bundle) and serves it on http://127.0.0.1:PORT/ only.
 The page runs RUN_DIR's best checkpoint with WebGPU in the browser: the radiograph never
-leaves the machine. Ctrl-C stops the server.`,
+leaves the machine. --checkpoint defaults to the shipped weights/. Ctrl-C stops the server.`,
   examples: ["deno task serve --checkpoint runs/example --port 8000"],
 };
 
@@ -111,6 +113,10 @@ function routeTable(bundleDir: string, checkpoint: string | undefined): Map<stri
   if (checkpoint) {
     routes.set("/checkpoint/best.json", join(checkpoint, RUN_FILES.meta("best")));
     routes.set("/checkpoint/best.safetensors", join(checkpoint, RUN_FILES.weights("best")));
+    // A registered model's keypoint checkpoint (absent for an unregistered one: a 404).
+    for (const file of Object.values(KEYPOINT_FILES)) {
+      routes.set(`/checkpoint/${KEYPOINT_DIR}/${file}`, join(checkpoint, KEYPOINT_DIR, file));
+    }
   }
   return routes;
 }
@@ -318,7 +324,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
 
 async function main(args: string[]): Promise<void> {
   const { values } = parseCommandLine(args, {
-    checkpoint: { type: "string" },
+    checkpoint: { type: "string", default: SHIPPED_CHECKPOINT },
     port: { type: "string", default: "8000" },
   }, HELP);
   const port = numberOption("port", values.port!, { integer: true, min: 0, max: 65535 });

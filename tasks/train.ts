@@ -40,7 +40,7 @@ export const HELP: TaskHelp = {
   usage: `deno task train [--data DIR] [--config tiny|small] [--epochs N] [--batch B] [--lr X]
                        [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]
                        [--kernels auto|rows|generic] [--exclude CSV]
-                       [--register KEYPOINT_DIR [--intensity equalize|none]]`,
+                       [--register KEYPOINT_DIR [--intensity none|equalize]]`,
   about: `Trains a bone-age model on a Kaggle-layout folder (boneage-training-dataset.csv and
 boneage-training-dataset/<id>.png) and writes best/last checkpoints, split.json and
 metrics.jsonl to RUN_DIR (default runs/CONFIG). Without --data it uses data/, generating
@@ -53,12 +53,13 @@ is a budget (the learning rate anneals by then); --resume continues RUN_DIR's la
 --exclude CSV keeps the ids of CSV's id column out of training and validation (for images
 you will test on, e.g. a folder of full-size copies of some training radiographs).
 --register KEYPOINT_DIR (a keypoint checkpoint of deno task keypoints) registers every hand
-to one upright pose and size before the model sees it, and --intensity equalize (the default
-with --register) equalizes the hand's histogram; the run copies the keypoint checkpoint into
+to one upright pose and size before the model sees it; --intensity equalize also equalizes
+the hand's histogram (the default, none, measured better); the run copies the keypoint checkpoint into
 RUN_DIR/keypoints and records this recipe, so eval, predict and serve prepare images alike.`,
   examples: [
     "deno task train --data data/synth --config tiny --epochs 2 --out runs/example",
     "deno task train --data data/synth --config tiny --epochs 3 --out runs/example --resume",
+    "deno task train --data data/synth --config tiny --epochs 1 --register runs/example-keypoints --out runs/example-registered",
   ],
 };
 
@@ -154,7 +155,7 @@ async function main(args: string[]): Promise<void> {
   const recipe = values.resume
     ? (await readCheckpointMeta(runDir, "last")).recipe
     : values.register
-    ? registeredRecipe((values.intensity ?? "equalize") as Intensity)
+    ? registeredRecipe((values.intensity ?? "none") as Intensity)
     : LEGACY_RECIPE;
   if (values.resume && values.register) {
     fail("--register: a resumed run keeps the recipe it was started with; leave out --register");

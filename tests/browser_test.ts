@@ -6,6 +6,8 @@
  *   prints for the same file and checkpoint (within 0.1 month); the server's log shows only
  *   GETs of page assets, kernels and the checkpoint (the image was never sent); the page fits
  *   1366x768 and the form is reachable by keyboard. A screenshot goes to `test-output/`.
+ * - The shipped registered model (`weights/`) finds the hand in that radiograph and gives the
+ *   estimate `predict` gives; noise gets "no hand was found".
  * - A file that is not an image, a browser without WebGPU, a checkpoint that does not match
  *   its model and a server without a checkpoint each get a plain message.
  *
@@ -18,7 +20,9 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "npm:playwright-core@1.56.1";
+import { encodeGrayPng } from "../src/data/png.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
+import { mulberry32 as rng } from "../src/data/util.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
 import { buildBrowserBundle, KNOWN_DENO_REFERENCES, ROOT } from "../tasks/bundle.ts";
 import { type RunningServer, startServer } from "../tasks/serve.ts";
@@ -82,6 +86,9 @@ function sampleRadiograph(): string | null {
 
 const problem = sysAllowed ? await chromiumProblem() : null;
 const radiograph = sampleRadiograph();
+/** The shipped checkpoint (`weights/`), a registered model; null when it is not there. */
+const SHIPPED = join(ROOT, "weights");
+const shipped = await Deno.stat(join(SHIPPED, "best.json")).then(() => SHIPPED, () => null);
 if (problem) console.warn(`browser tests skipped: ${problem}`);
 if (!radiograph) console.warn(`browser radiograph test skipped: no PNG in ${SAMPLES}`);
 
@@ -168,6 +175,7 @@ function isPageAsset(path: string): boolean {
   return path === "/" || path === "/style.css" || /^\/app\.js(\.map)?$/.test(path) ||
     /^\/kernels\/[a-z0-9_]+\.(wgsl|json)$/.test(path) ||
     /^\/checkpoint\/best\.(json|safetensors)$/.test(path) ||
+    /^\/checkpoint\/keypoints\/keypoints\.(json|safetensors)$/.test(path) ||
     /^\/vendor\/imagescript\/any\/(jpeg|png)\.wasm$/.test(path);
 }
 
@@ -187,12 +195,12 @@ const browserTest = (name: string, fn: (f: Fixture) => Promise<void>, ignore = f
   });
 
 /** `deno task predict IMAGE --sex F --age 130 --checkpoint RUN --json`, parsed. */
-async function predictCli(f: Fixture, image: string) {
+async function predictCli(checkpoint: string, image: string) {
   const out = await deno([
     "task",
     "predict",
     image,
-    ...["--sex", "F", "--age", "130", "--checkpoint", f.run, "--json"],
+    ...["--sex", "F", "--age", "130", "--checkpoint", checkpoint, "--json"],
   ]);
   return JSON.parse(out.trim().split("\n").at(-1)!) as {
     bone_age_months: number;
@@ -202,8 +210,8 @@ async function predictCli(f: Fixture, image: string) {
 }
 
 /** Opens `image` in the page, estimates for a girl of 130 months, checks it against the CLI. */
-async function compareWithCli(f: Fixture, page: Page, image: string): Promise<void> {
-  const cli = await predictCli(f, image);
+async function compareWithCli(page: Page, image: string, checkpoint: string): Promise<void> {
+  const cli = await predictCli(checkpoint, image);
   await page.setInputFiles("#file", image);
   await waitIdle(page);
   assert.equal(
@@ -258,7 +266,7 @@ browserTest("browser: the page's estimate equals deno task predict", async (f) =
     assert.match((await page.textContent("body"))!, /not a medical device/i);
 
     // A full-resolution PNG from the RSNA sample.
-    await compareWithCli(f, page, radiograph!);
+    await compareWithCli(page, radiograph!, f.run);
     const extent = await page.locator("html").evaluate(
       (html: { scrollWidth: number; scrollHeight: number }) => ({
         width: html.scrollWidth,
@@ -277,7 +285,7 @@ browserTest("browser: the page's estimate equals deno task predict", async (f) =
     await page.uncheck("#show-heatmap");
     const jpeg = join(f.dir, "radiograph.jpg");
     await page.locator("#view").screenshot({ path: jpeg, type: "jpeg", quality: 90 });
-    await compareWithCli(f, page, jpeg);
+    await compareWithCli(page, jpeg, f.run);
 
     // Not an image: a plain message, and the page stays usable.
     await page.setInputFiles("#file", {
@@ -305,6 +313,31 @@ browserTest("browser: the page's estimate equals deno task predict", async (f) =
     assert.ok(isPageAsset(path), `request for something other than a page asset: ${path}`);
   }
 }, radiograph === null);
+
+browserTest("browser: the shipped registered model finds the hand as predict does", async (f) => {
+  const server = await serve(f, SHIPPED);
+  try {
+    const { page, errors } = await openPage(f, server.url);
+    assert.equal(await state(page), "ready", await page.textContent("#fatal") ?? "");
+    await compareWithCli(page, radiograph!, SHIPPED);
+    assert.match((await page.textContent("#input-caption"))!, /registered upright/);
+    await page.screenshot({ path: join(SCREENSHOTS, "browser-registered.png") });
+    // Noise is no hand: the page says so and shows no estimate.
+    const noise = join(f.dir, "noise.png");
+    const r = rng(3);
+    await Deno.writeFile(
+      noise,
+      encodeGrayPng(Uint8Array.from({ length: 200 * 160 }, () => Math.floor(r() * 256)), 200, 160),
+    );
+    await page.setInputFiles("#file", noise);
+    await waitIdle(page);
+    assert.match((await page.textContent("#file-error"))!, /No hand was found in this radiograph/);
+    assert.deepEqual(errors, []);
+    await page.context().close();
+  } finally {
+    await server.shutdown();
+  }
+}, radiograph === null || shipped === null);
 
 browserTest("browser: a browser without WebGPU is told how to enable it", async (f) => {
   const server = await serve(f, f.run);

@@ -13,7 +13,7 @@ const read = (f: string) => JSON.parse(Deno.readTextFileSync(`${PROJECT_ROOT}${f
 const packages = (f: string) =>
   new Set(Object.keys(read(f).npm ?? {}).map((k) => k.replace(/^(@?[^@]+)@.*$/, "$1")));
 
-const USER_TASKS = ["train", "eval", "predict", "tour", "synth"];
+const USER_TASKS = ["train", "keypoints", "eval", "predict", "tour", "synth"];
 const DEV_ONLY = ["@tensorflow/tfjs", "@jax-js/jax", "playwright-core", "core-js"];
 const WEB_ONLY = ["esbuild", "fflate"];
 

@@ -5,10 +5,12 @@
  * max-pool 2] -> global average pool -> concat sex -> linear -> L1 loss.
  */
 import assert from "node:assert/strict";
+import { loadModelWeights, modelToSafetensors } from "../src/checkpoint.ts";
 import type { ModelConfig } from "../src/models.ts";
 import { BoneAgeNet } from "../src/nn.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { refNetwork } from "../src/ref/network.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
 import { assertClose, gpuTest, randomArray } from "./helpers.ts";
 
 const CONFIG: ModelConfig = {
@@ -120,3 +122,34 @@ gpuTest("GPU gradients of the whole network match the float64 reference", async 
     assertClose(await grads.get(p)!.read(), ref.grads.get(p.name!)!, `gradient of ${p.name}`);
   }
 });
+
+gpuTest(
+  "head layers are named by their nn.Sequential index; old checkpoints still load",
+  async (e) => {
+    for (
+      const [dropout, names] of [[0, ["head.0", "head.2", "head.4"]], [0.3, [
+        "head.0",
+        "head.3",
+        "head.6",
+      ]]] as const
+    ) {
+      const config: ModelConfig = { ...CONFIG, dense: [7, 5], dropout };
+      const model = new BoneAgeNet(e, config, 3);
+      const head = model.namedTensors().map((n) => n.name).filter((n) => n.startsWith("head."));
+      assert.deepEqual(head, names.flatMap((n) => [`${n}.weight`, `${n}.bias`]));
+      // The same weights under the names of before (head.0, head.1, head.2) load unchanged.
+      const saved = decodeSafetensors(await modelToSafetensors(model, { step: "0" }));
+      const legacy = new Map(
+        [...saved.tensors].map(([name, t]) => {
+          const k = names.findIndex((n) => name.startsWith(`${n}.`));
+          return [k < 0 ? name : name.replace(names[k], `head.${k}`), t];
+        }),
+      );
+      const copy = new BoneAgeNet(e, config, 4);
+      loadModelWeights(copy, encodeSafetensors(legacy, saved.metadata), "legacy.safetensors");
+      for (const [i, { tensor }] of copy.namedTensors().entries()) {
+        assert.deepEqual(await tensor.read(), await model.namedTensors()[i].tensor.read());
+      }
+    }
+  },
+);

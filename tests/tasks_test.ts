@@ -332,9 +332,9 @@ Deno.test({
     r = await task("eval", ["--checkpoint", other, "--data", data], [root]);
     assert.match(r.stderr, /best\.safetensors: holds step 1 but .*best\.json records step \d+/);
     // Weights that make every estimate NaN: an error, never "NaN months".
-    tensors.set("head.1.bias", {
-      ...tensors.get("head.1.bias")!,
-      data: tensors.get("head.1.bias")!.data.map(() => NaN),
+    tensors.set("head.2.bias", {
+      ...tensors.get("head.2.bias")!,
+      data: tensors.get("head.2.bias")!.data.map(() => NaN),
     });
     await Deno.writeFile(`${other}/best.safetensors`, encodeSafetensors(tensors, metadata));
     const image = `${data}/boneage-training-dataset/1.png`;

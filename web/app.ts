@@ -16,6 +16,7 @@ import {
   BoneAgeReader,
   CheckpointError,
   type Estimate,
+  NoHandError,
   NotAnImageError,
   NoWebGpuError,
   type PreparedImage,
@@ -189,7 +190,8 @@ function drawView(): void {
   canvas.style.height = `${cssH}px`;
   const ctx = canvas.getContext("2d")!;
   ctx.putImageData(new ImageData(grayToRgba(resizeGray(gray, w, h)), w, h), 0, 0);
-  if (result && ui.showHeatmap.checked) {
+  // A registered model's map lies over the registered crop, drawn on the input figure instead.
+  if (result && ui.showHeatmap.checked && image.box) {
     const overlay = occlusionOverlay(result.estimate.occlusion, image.box, image.size, w, h);
     const layer = new OffscreenCanvas(w, h);
     layer.getContext("2d")!.putImageData(new ImageData(overlay, w, h), 0, 0);
@@ -200,19 +202,48 @@ function drawView(): void {
   canvas.setAttribute(
     "aria-label",
     `${imageName}, ${gray.width}×${gray.height} pixels` +
-      (result && ui.showHeatmap.checked ? ", with the occlusion heatmap over it" : ""),
+      (result && ui.showHeatmap.checked && image.box ? ", with the occlusion heatmap over it" : ""),
   );
 }
 
 function drawInput(): void {
   ui.inputFigure.hidden = !image;
   if (!image) return;
-  const { pixels, size } = image;
+  const { pixels, size, prepared } = image;
   ui.input.width = size;
   ui.input.height = size;
-  ui.input.getContext("2d")!.putImageData(new ImageData(grayToRgba(pixels), size, size), 0, 0);
-  ui.inputCaption.textContent = `What the model sees: ${size}×${size} pixels, letterboxed ` +
-    "(scaled to fit and padded, not stretched).";
+  const ctx = ui.input.getContext("2d")!;
+  ctx.putImageData(new ImageData(grayToRgba(pixels), size, size), 0, 0);
+  const hand = prepared.hand;
+  if (!hand) {
+    ui.inputCaption.textContent = `What the model sees: ${size}×${size} pixels, letterboxed ` +
+      "(scaled to fit and padded, not stretched).";
+    return;
+  }
+  const notes = [
+    hand.mirrored ? "a right hand, mirrored" : "",
+    prepared.inverted ? "dark bones on light ground, inverted" : "",
+    reader?.meta.recipe.intensity === "equalize" ? "contrast equalized over the hand" : "",
+  ].filter(Boolean);
+  ui.inputCaption.textContent = `What the model sees: ${size}×${size} pixels, the hand ` +
+    `registered upright by its fingertips and wrist${
+      notes.length ? ` (${notes.join("; ")})` : ""
+    }.` +
+    (result && ui.showHeatmap.checked ? " Heatmap over it: red raised the estimate." : "");
+  if (result && ui.showHeatmap.checked) {
+    const whole = { x: 0, y: 0, width: size, height: size };
+    const layer = new OffscreenCanvas(size, size);
+    layer.getContext("2d")!.putImageData(
+      new ImageData(
+        occlusionOverlay(result.estimate.occlusion, whole, size, size, size),
+        size,
+        size,
+      ),
+      0,
+      0,
+    );
+    ctx.drawImage(layer, 0, 0);
+  }
 }
 
 // ---- results ---------------------------------------------------------------------------
@@ -276,7 +307,12 @@ async function openFile(file: File): Promise<void> {
   clearResult();
   image = null;
   imageName = file.name;
-  setState("busy", `Decoding ${file.name}…`);
+  setState(
+    "busy",
+    reader.recipe.keypoints
+      ? `Decoding ${file.name} and finding the hand…`
+      : `Decoding ${file.name}…`,
+  );
   busy = true; // a second file or an estimate must wait for this one
   try {
     // Judge the first bytes before reading all of a file that may be large and no image.
@@ -291,8 +327,10 @@ async function openFile(file: File): Promise<void> {
       : `reading it failed: ${(err as Error).message}`;
     show(
       ui.fileError,
-      `“${file.name}” is not an image this reader can open (${why}). ` +
-        "Choose a hand radiograph saved as PNG or JPEG.",
+      err instanceof NoHandError
+        ? `“${file.name}”: ${err.message} Choose a radiograph of one left hand.`
+        : `“${file.name}” is not an image this reader can open (${why}). ` +
+          "Choose a hand radiograph saved as PNG or JPEG.",
     );
     drawView();
     drawInput();
@@ -339,6 +377,7 @@ async function runEstimate(): Promise<void> {
     result = { estimate: await reader.estimate(image, male), male };
     renderResult();
     drawView();
+    drawInput();
     setState("done", `Estimated in ${(result.estimate.milliseconds / 1000).toFixed(1)} s.`);
   } catch (err) {
     show(ui.formError, `The estimate failed: ${(err as Error).message}`);
@@ -379,6 +418,7 @@ function wireEvents(): void {
       if (result && String(result.male) !== String(r.value === "M" ? 1 : 0)) {
         clearResult();
         drawView();
+        drawInput();
         setState("ready", "Sex changed: press “Estimate bone age” again.");
       }
     });
@@ -387,7 +427,10 @@ function wireEvents(): void {
     showAgeHint();
     if (result) renderResult();
   });
-  ui.showHeatmap.addEventListener("change", drawView);
+  ui.showHeatmap.addEventListener("change", () => {
+    drawView();
+    drawInput();
+  });
   let resizeTimer: ReturnType<typeof setTimeout> | undefined;
   globalThis.addEventListener("resize", () => {
     clearTimeout(resizeTimer);

@@ -1,7 +1,8 @@
 /**
  * The bone-age reader as the web page runs it: the same engine, kernels, checkpoint format,
- * decoder, letterbox and prediction code as `deno task predict`, with the two things the
- * CLI reads from disk (kernels and checkpoint) fetched from the page's server instead.
+ * decoder, image recipe (`prepareRadiograph`: polarity, hand registration, intensity) and
+ * prediction code as `deno task predict`, with what the CLI reads from disk (kernels, the
+ * checkpoint and its keypoint checkpoint) fetched from the page's server instead.
  *
  * Nothing here sends the radiograph anywhere: its bytes come from a local file the user
  * picked, are decoded in this page and go only to the GPU.
@@ -17,12 +18,14 @@ import {
   loadModelWeights,
   parseCheckpointMeta,
 } from "../checkpoint.ts";
-import type { ImageSet } from "../data/dataset.ts";
-import { decodeGray, type GrayImage, letterbox, letterboxBox } from "../data/image.ts";
+import { decodeGray, type GrayImage, letterboxBox } from "../data/image.ts";
 import type { LetterboxBox } from "../data/image.ts";
 import { Engine } from "../engine.ts";
+import { KEYPOINT_FILES, keypointModelFromFiles } from "../keypoints.ts";
 import { BoneAgeNet } from "../nn.ts";
 import { type OcclusionMap, occlusionMap } from "../occlusion.ts";
+import { type PreparedRadiograph, type PreparedRecipe, prepareRadiograph } from "../prepare.ts";
+import { KEYPOINT_DIR } from "../recipe.ts";
 import { predictMonths } from "../training.ts";
 import { fetchKernels } from "./kernels.ts";
 
@@ -51,6 +54,15 @@ export class CheckpointError extends Error {
   }
 }
 
+/** No hand was found in the radiograph (a registered model reads nothing else). */
+export class NoHandError extends Error {
+  /** Wraps `message`. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NoHandError";
+  }
+}
+
 /** The chosen file is not a radiograph this reader can decode. */
 export class NotAnImageError extends Error {
   /** Wraps `message`. */
@@ -65,18 +77,22 @@ export const READER_URLS = {
   kernels: "kernels/",
   meta: "checkpoint/best.json",
   weights: "checkpoint/best.safetensors",
+  keypointsMeta: `checkpoint/${KEYPOINT_DIR}/${KEYPOINT_FILES.meta}`,
+  keypointsWeights: `checkpoint/${KEYPOINT_DIR}/${KEYPOINT_FILES.weights}`,
 } as const;
 
 /** A decoded radiograph and the model's input made from it. */
 export interface PreparedImage {
   /** The radiograph in 8-bit gray at full resolution (what the CLI decodes). */
   gray: GrayImage;
-  /** The letterboxed `size x size` model input. */
+  /** The model's `size x size` input as it sees it (the registered hand, or the letterbox). */
   pixels: Uint8Array;
   /** Side of the model input. */
   size: number;
-  /** Where the radiograph lies inside the letterboxed input. */
-  box: LetterboxBox;
+  /** Where the radiograph lies inside the letterboxed input; null for a registered hand. */
+  box: LetterboxBox | null;
+  /** The recipe's work on it (one-row set, hand found, polarity). */
+  prepared: PreparedRadiograph;
 }
 
 /** One estimate. */
@@ -150,11 +166,19 @@ export class BoneAgeReader {
   readonly model: BoneAgeNet;
   /** The checkpoint's description (config, normalization, validation MAE). */
   readonly meta: CheckpointMeta;
+  /** Its image recipe, with the keypoint model when it registers hands. */
+  readonly recipe: PreparedRecipe;
 
-  private constructor(engine: Engine, model: BoneAgeNet, meta: CheckpointMeta) {
+  private constructor(
+    engine: Engine,
+    model: BoneAgeNet,
+    meta: CheckpointMeta,
+    recipe: PreparedRecipe,
+  ) {
     this.engine = engine;
     this.model = model;
     this.meta = meta;
+    this.recipe = recipe;
   }
 
   /**
@@ -190,8 +214,25 @@ export class BoneAgeReader {
       } catch (err) {
         throw new CheckpointError((err as Error).message);
       }
+      const recipe: PreparedRecipe = { recipe: meta.recipe, keypoints: null };
+      if (meta.recipe.registration) {
+        onStatus("Loading the hand keypoint model…");
+        const [text, bytes] = await Promise.all([
+          fetchOk(READER_URLS.keypointsMeta, "keypoint checkpoint").then((r) => r.text()),
+          fetchOk(READER_URLS.keypointsWeights, "keypoint weights").then((r) => r.arrayBuffer()),
+        ]);
+        try {
+          recipe.keypoints = keypointModelFromFiles(
+            engine,
+            { path: READER_URLS.keypointsMeta, text },
+            { path: READER_URLS.keypointsWeights, bytes: new Uint8Array(bytes) },
+          );
+        } catch (err) {
+          throw new CheckpointError((err as Error).message);
+        }
+      }
       await engine.sync();
-      return new BoneAgeReader(engine, model, meta);
+      return new BoneAgeReader(engine, model, meta, recipe);
     } catch (err) {
       engine.destroy();
       throw err;
@@ -204,9 +245,10 @@ export class BoneAgeReader {
   }
 
   /**
-   * Decodes a file's bytes to gray and letterboxes it to the model input, exactly as
-   * `deno task predict` does. Throws {@link NotAnImageError} for anything that is not a
-   * PNG or JPEG we can decode.
+   * Decodes a file's bytes to gray and prepares it by the checkpoint's recipe, exactly as
+   * `deno task predict` does (`prepareRadiograph`). Throws {@link NotAnImageError} for
+   * anything that is not a PNG or JPEG we can decode, and {@link NoHandError} when the
+   * model registers hands and none is found: the page never shows an unregistered estimate.
    */
   async prepare(bytes: Uint8Array): Promise<PreparedImage> {
     let gray: GrayImage;
@@ -216,11 +258,20 @@ export class BoneAgeReader {
       throw new NotAnImageError((err as Error).message);
     }
     const size = this.size;
+    // The sex is chosen later; `estimate` sets it on the prepared row.
+    const prepared = await prepareRadiograph(gray, 0, size, this.recipe);
+    if (prepared.hand && !prepared.hand.registration) {
+      throw new NoHandError(
+        `No hand was found in this radiograph: ${prepared.hand.refusal}. The model reads ` +
+          "left-hand radiographs registered by their fingertips and wrist.",
+      );
+    }
     return {
       gray,
-      pixels: letterbox(gray, size),
+      pixels: prepared.crop,
       size,
-      box: letterboxBox(gray.width, gray.height, size),
+      box: prepared.hand ? null : letterboxBox(gray.width, gray.height, size),
+      prepared,
     };
   }
 
@@ -231,13 +282,7 @@ export class BoneAgeReader {
   async estimate(image: PreparedImage, male: 0 | 1): Promise<Estimate> {
     const started = performance.now();
     const { size, pixels } = image;
-    const set: ImageSet = {
-      size,
-      ids: ["radiograph"],
-      images: pixels,
-      male: new Uint8Array([male]),
-      boneage: new Float32Array([NaN]),
-    };
+    const set = { ...image.prepared.set, male: new Uint8Array([male]) };
     const norm = this.meta.normalization;
     const [months] = await predictMonths(this.model, set, [0], norm);
     const occlusion = await occlusionMap(this.model, pixels, size, male, norm, months);

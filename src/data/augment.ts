@@ -179,6 +179,9 @@ export function augmentPoint(
  */
 export type PixelAffine = ArrayLike<number>;
 
+/** The left-right mirror of a `size`-pixel frame: stored pixel `(size - 1 - x, y)`. */
+export const mirrorAffine = (size: number): PixelAffine => [-1, 0, size - 1, 0, 1, 0];
+
 /**
  * Packs augmentations into the kernel's parameter layout (see `kernels/augment.wgsl`):
  * header `[mean, std, count, 0]`, then per image the inverse affine (rows of

@@ -20,13 +20,30 @@ const RING = 0.08;
  * is above mid-gray. A hand never fills the ring of a radiograph, so its median is background.
  */
 export function looksInverted(pixels: Uint8Array, size: number): boolean {
+  return borderMedian(pixels, size) > 127;
+}
+
+/** Median of a stored image's outer ring ({@link RING}): its background level. */
+export function borderMedian(pixels: Uint8Array, size: number): number {
   const band = Math.max(1, Math.round(RING * size));
+  return medianWhere(
+    pixels,
+    size,
+    (x, y) => y < band || y >= size - band || x < band || x >= size - band,
+  );
+}
+
+/** Median of the pixels of a `size x size` image where `inside(x, y)` holds. */
+export function medianWhere(
+  pixels: Uint8Array,
+  size: number,
+  inside: (x: number, y: number) => boolean,
+): number {
   const counts = new Uint32Array(256);
   let n = 0;
   for (let y = 0; y < size; y++) {
-    const edgeRow = y < band || y >= size - band;
     for (let x = 0; x < size; x++) {
-      if (edgeRow || x < band || x >= size - band) {
+      if (inside(x, y)) {
         counts[pixels[y * size + x]]++;
         n++;
       }
@@ -35,9 +52,9 @@ export function looksInverted(pixels: Uint8Array, size: number): boolean {
   let below = 0;
   for (let v = 0; v < 256; v++) {
     below += counts[v];
-    if (below * 2 >= n) return v > 127;
+    if (below * 2 >= n) return v;
   }
-  return false;
+  return 0;
 }
 
 /** `255 - v` for every pixel, in place. */

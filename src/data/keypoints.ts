@@ -7,11 +7,9 @@
  *
  * @module
  */
+import { KEYPOINTS } from "../recipe.ts";
 import { readCsv } from "./layout.ts";
 import { DataError } from "./report.ts";
-
-/** The points the keypoint model regresses, in output order: what registration uses. */
-export const KEYPOINTS = ["middle_finger4", "thumb4", "wrist"] as const;
 
 /** One labelled radiograph. */
 export interface KeypointRow {

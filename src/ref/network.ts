@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type ModelConfig, outputCount, usesSex } from "../models.ts";
+import { headLayer, type ModelConfig, outputCount, usesSex } from "../models.ts";
 import { batchNormTrainBackward, batchNormTrainForward } from "./batchnorm.ts";
 import { concatBackward, concatForward } from "./concat.ts";
 import {
@@ -127,12 +127,13 @@ export function refNetwork(
   widths.forEach((out, i) => {
     const input = x;
     const inF = features;
-    const w = p(`head.${i}.weight`);
-    x = linearForward(input, w, p(`head.${i}.bias`), N, inF, out);
+    const layer = headLayer(config, i);
+    const w = p(`${layer}.weight`);
+    x = linearForward(input, w, p(`${layer}.bias`), N, inF, out);
     backward.push((dy) => {
       const r = linearBackward(input, w, dy, N, inF, out);
-      grads.set(`head.${i}.weight`, r.dw);
-      grads.set(`head.${i}.bias`, r.db);
+      grads.set(`${layer}.weight`, r.dw);
+      grads.set(`${layer}.bias`, r.db);
       return r.dx;
     });
     features = out;
