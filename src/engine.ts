@@ -88,8 +88,8 @@ export class Engine {
   readonly tape = new Tape();
   /** See {@link EngineOptions.fillOutputsWithNaN}. */
   fillOutputsWithNaN: boolean;
-  /** Counters: kernel dispatches recorded and queue submits made. */
-  readonly stats = { dispatches: 0, submits: 0 };
+  /** Counters: kernel dispatches recorded, queue submits made, compute pipelines compiled. */
+  readonly stats = { dispatches: 0, submits: 0, pipelines: 0 };
   /** Set by `startProfile`: every dispatch gets its own timed pass. */
   #profile: { querySet: GPUQuerySet; programs: Program[]; capacity: number } | null = null;
 
@@ -164,6 +164,7 @@ export class Engine {
         layout: "auto",
         compute: { module, entryPoint, constants },
       });
+      this.stats.pipelines++;
       this.#pipelines.set(key, pipeline);
     }
     return pipeline;
@@ -435,12 +436,28 @@ export class Engine {
 
   // ---- autograd ------------------------------------------------------------------------
 
-  /** Gradients of `loss` (summed over its elements) with respect to each of `wrt`. */
-  gradients(loss: Tensor, wrt: readonly Tensor[]): Map<Tensor, Tensor> {
+  /**
+   * Gradients of `loss` (summed over its elements) with respect to each of `wrt`; clears the
+   * tape. With `seed`, the gradient flowing into `loss` (its shape) instead of ones: the
+   * vector-Jacobian product, which is how an op's backward is tested on its own.
+   */
+  gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Map<Tensor, Tensor> {
     if (!loss.requiresGrad) {
       throw new Error("gradients: the loss does not depend on any tensor that requires a gradient");
     }
-    return this.tape.gradients(loss, wrt, this.full(loss.shape, 1), (a, b) => this.add(a, b));
+    if (seed && seed.size !== loss.size) {
+      throw new Error(
+        `gradients: the seed ${showShape(seed.shape)} does not match the loss ${
+          showShape(loss.shape)
+        }`,
+      );
+    }
+    return this.tape.gradients(
+      loss,
+      wrt,
+      seed ?? this.full(loss.shape, 1),
+      (a, b) => this.add(a, b),
+    );
   }
 
   /** Runs `fn` without recording ops on the tape (inference). */

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { type ConvGeometry, outputSize } from "./geometry.ts";
+
 /** One layer of the convolutional trunk. */
 export type LayerSpec =
   | { type: "conv"; kernel: number; channels: number; padding: number }
@@ -157,28 +159,68 @@ export function getConfig(name: string): ModelConfig {
   return config;
 }
 
-/**
- * [height, width, channels] entering each trunk layer, following every layer; the extra last
- * entry is the trunk's output.
- */
-export function trunkShapes(config: ModelConfig): [number, number, number][] {
-  let [h, w, c] = [config.inputHeight, config.inputWidth, 1];
-  const shapes: [number, number, number][] = [[h, w, c]];
-  for (const layer of config.trunk) {
-    if (layer.type === "conv") {
-      h = h + 2 * layer.padding - layer.kernel + 1;
-      w = w + 2 * layer.padding - layer.kernel + 1;
-      c = layer.channels;
-    } else if (layer.type === "maxpool") {
-      h = Math.floor((h - layer.kernel) / layer.stride) + 1;
-      w = Math.floor((w - layer.kernel) / layer.stride) + 1;
-    }
-    shapes.push([h, w, c]);
-  }
-  return shapes;
+/** One trunk layer as a configuration lays it out, with the shapes in and out of it. */
+export interface PlannedLayer {
+  /** Position in `config.trunk`; the layer's tensors are named `<name>.weight` etc. */
+  index: number;
+  /** `trunk.<index>`. */
+  name: string;
+  spec: LayerSpec;
+  /** `[N, H, W, C]` entering the layer. */
+  input: [number, number, number, number];
+  /** `[N, H, W, C]` leaving it. */
+  output: [number, number, number, number];
+  /** A conv's geometry, or a max-pool's window (`Cout = Cin`, no padding); null otherwise. */
+  window: ConvGeometry | null;
+  /** Whether a conv has a bias: not when batch norm follows, whose beta replaces it. */
+  bias: boolean;
 }
 
-/** Output [height, width, channels] of the trunk for `config`. */
+/**
+ * The one walk of a configuration's trunk: each layer with its shapes at batch `N` for an
+ * input of `side` (default: the configuration's input; the low-resolution phase of training
+ * passes its own). The model builds its parameters from it, the float64 network and the tour
+ * follow it, and the benchmark times its convolutions.
+ */
+export function planLayers(
+  config: ModelConfig,
+  N = 1,
+  side: readonly [number, number] = [config.inputHeight, config.inputWidth],
+): PlannedLayer[] {
+  let [H, W, C] = [side[0], side[1], 1];
+  return config.trunk.map((spec, index) => {
+    const input: PlannedLayer["input"] = [N, H, W, C];
+    let window: ConvGeometry | null = null;
+    if (spec.type === "conv" || spec.type === "maxpool") {
+      const conv = spec.type === "conv";
+      window = {
+        N,
+        H,
+        W,
+        Cin: C,
+        Cout: conv ? spec.channels : C,
+        KH: spec.kernel,
+        KW: spec.kernel,
+        stride: conv ? 1 : spec.stride,
+        padding: conv ? spec.padding : 0,
+      };
+      ({ OH: H, OW: W } = outputSize(window));
+      C = window.Cout;
+    }
+    return {
+      index,
+      name: `trunk.${index}`,
+      spec,
+      input,
+      output: [N, H, W, C],
+      window,
+      bias: spec.type === "conv" && config.trunk[index + 1]?.type !== "bn",
+    };
+  });
+}
+
+/** `[H, W, C]` leaving the trunk for the configuration's input. */
 export function trunkOutputShape(config: ModelConfig): [number, number, number] {
-  return trunkShapes(config).at(-1)!;
+  const [, H, W, C] = planLayers(config).at(-1)!.output;
+  return [H, W, C];
 }

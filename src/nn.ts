@@ -10,7 +10,7 @@
 import { mulberry32 } from "./data/util.ts";
 import type { Engine } from "./engine.ts";
 import type { LayerSpec, ModelConfig } from "./models.ts";
-import { headLayer, outputCount, trunkOutputShape, usesSex } from "./models.ts";
+import { headLayer, outputCount, planLayers, trunkOutputShape, usesSex } from "./models.ts";
 import { batchNorm2d } from "./ops/batchnorm.ts";
 import { concatFeatures } from "./ops/concat.ts";
 import { conv2d } from "./ops/conv2d.ts";
@@ -82,22 +82,18 @@ export class BoneAgeNet {
       this.#named.push({ name, tensor: t });
       return t;
     };
-    let channels = 1;
-    config.trunk.forEach((spec, i) => {
-      const p = `trunk.${i}`;
+    for (const { name: p, spec, input, bias: hasBias } of planLayers(config)) {
+      const channels = input[3];
       if (spec.type === "conv") {
         const fanIn = spec.kernel * spec.kernel * channels;
         const std = Math.sqrt(2 / fanIn);
-        // A conv followed directly by batch norm needs no bias: BN's beta replaces it.
-        const followedByBn = config.trunk[i + 1]?.type === "bn";
         const weight = param(
           `${p}.weight`,
           [spec.kernel, spec.kernel, channels, spec.channels],
           () => normal() * std,
         );
-        const bias = followedByBn ? null : param(`${p}.bias`, [spec.channels], () => 0);
+        const bias = hasBias ? param(`${p}.bias`, [spec.channels], () => 0) : null;
         this.#trunk.push({ spec, weight, bias });
-        channels = spec.channels;
       } else if (spec.type === "bn") {
         this.#trunk.push({
           spec,
@@ -109,7 +105,7 @@ export class BoneAgeNet {
       } else {
         this.#trunk.push({ spec: spec as LayerSpec & { type: "relu" | "elu" | "maxpool" } });
       }
-    });
+    }
     const [h, w, c] = trunkOutputShape(config);
     let features = (config.pool === "global-avg" ? c : h * w * c) + (usesSex(config) ? 1 : 0);
     [...config.dense, outputCount(config)].forEach((width, i) => {

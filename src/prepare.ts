@@ -16,6 +16,7 @@ import {
   invertInPlace,
   looksInverted,
   medianWhere,
+  stretchTable,
 } from "./data/intensity.ts";
 import type { Engine } from "./engine.ts";
 import { type KeypointMeta, loadKeypointModel } from "./keypoints.ts";
@@ -109,9 +110,10 @@ export async function prepareImageSet(
       }
     }
     if (!h.registration) refused.push({ row: i, reason: h.refusal! });
-    else if (recipe.intensity === "equalize") {
+    else if (recipe.intensity !== "none") {
       const pixels = images.subarray(i * plane, (i + 1) * plane);
-      applyTableInPlace(pixels, equalizationTable(pixels, S, h.registration));
+      const table = recipe.intensity === "stretch" ? stretchTable : equalizationTable;
+      applyTableInPlace(pixels, table(pixels, S, h.registration));
     }
   });
   return { set: registered, hands, inverted, refused };
@@ -168,4 +170,28 @@ export async function prepareRadiograph(
     hand: prep.hands?.[0] ?? null,
     inverted: prep.inverted[0],
   };
+}
+
+/**
+ * What `recipe` did to one radiograph, in words, for captions: "the hand registered upright
+ * by its fingertips and wrist (a right hand, mirrored; contrast stretched …)".
+ */
+export function describePreparation(recipe: Recipe, prepared: PreparedRadiograph): string {
+  const hand = prepared.hand;
+  if (!hand?.registration) {
+    return recipe.fit === "letterbox"
+      ? "letterboxed (scaled to fit and padded, not stretched)"
+      : "stretched to the square, not registered";
+  }
+  const notes = [
+    hand.mirrored ? "a right hand, mirrored" : "",
+    prepared.inverted ? "dark bones on light ground, inverted" : "",
+    {
+      none: "",
+      stretch: "contrast stretched from the background to the bone",
+      equalize: "contrast equalized over the hand",
+    }[recipe.intensity],
+  ].filter(Boolean);
+  return "the hand registered upright by its fingertips and wrist" +
+    (notes.length ? ` (${notes.join("; ")})` : "");
 }

@@ -8,14 +8,15 @@
  * 2. `registration`: the hand found by a keypoint checkpoint (stored in the run folder) and
  *    moved to one pose and size (`src/registration.ts`); right hands are mirrored, inverted
  *    (bright background) images flipped back.
- * 3. `intensity`: `equalize` maps the hand region's histogram to a uniform one.
+ * 3. `intensity`: `stretch` maps the background to black and the hand's bright bone to white;
+ *    `equalize` maps the hand region's histogram to a uniform one.
  *
  * A checkpoint without a recipe predates it: letterboxed, unregistered, no intensity step.
  *
  * @module
  */
 import type { Fit } from "./data/image.ts";
-import type { Intensity } from "./data/intensity.ts";
+import { INTENSITIES, type Intensity } from "./data/intensity.ts";
 import { DataError } from "./data/report.ts";
 
 /** The points the keypoint model regresses, in output order: what registration uses. */
@@ -72,8 +73,8 @@ export function parseRecipe(value: unknown, path: string): Recipe {
   if (r.fit !== "letterbox" && r.fit !== "stretch") {
     bad("fit", `is ${JSON.stringify(r.fit)}, want "letterbox" or "stretch"`);
   }
-  if (r.intensity !== "none" && r.intensity !== "equalize") {
-    bad("intensity", `is ${JSON.stringify(r.intensity)}, want "none" or "equalize"`);
+  if (!INTENSITIES.includes(r.intensity as Intensity)) {
+    bad("intensity", `is ${JSON.stringify(r.intensity)}, want one of ${INTENSITIES.join(", ")}`);
   }
   const reg = r.registration as Record<string, unknown> | null;
   if (reg !== null) {
@@ -87,8 +88,8 @@ export function parseRecipe(value: unknown, path: string): Recipe {
       );
     }
   }
-  if (r.intensity === "equalize" && reg === null) {
-    bad("intensity", `"equalize" needs a registration (it equalizes the hand region)`);
+  if (r.intensity !== "none" && reg === null) {
+    bad("intensity", `"${r.intensity}" needs a registration (it reads the hand region)`);
   }
   return r as unknown as Recipe;
 }

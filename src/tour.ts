@@ -14,13 +14,14 @@
  *
  * @module
  */
-import { letterbox } from "./data/image.ts";
+import { type GrayImage, letterbox } from "./data/image.ts";
 import { encodeGrayPng, encodeRgbPng } from "./data/png.ts";
 import { renderHand, sampleSubject, type SynthSubject } from "./data/synth.ts";
 import { hashKey, mulberry32 } from "./data/util.ts";
 import type { TapeEntry } from "./autograd.ts";
 import { Engine, type Program, readKernelFile } from "./engine.ts";
-import { getConfig, headLayer, type ModelConfig } from "./models.ts";
+import { convFlops } from "./geometry.ts";
+import { getConfig, headLayer, type ModelConfig, planLayers } from "./models.ts";
 import { BoneAgeNet } from "./nn.ts";
 import { batchNorm2d } from "./ops/batchnorm.ts";
 import { concatFeatures } from "./ops/concat.ts";
@@ -54,7 +55,7 @@ const BN_EPS = 1e-5;
 
 /** The radiograph a tour trains on: the model's square input as 8-bit gray. */
 export interface TourImage {
-  /** `size * size` bytes, letterboxed like the data pipeline does. */
+  /** `size * size` bytes, prepared as the model reads them (`prepareRadiograph`). */
   pixels: Uint8Array;
   /** Side in pixels (the model's input size). */
   size: number;
@@ -65,22 +66,31 @@ export interface TourImage {
 }
 
 /**
- * A generated hand radiograph (`src/data/synth.ts`): rendered at 256x256 and letterboxed to
- * `size` like the training data, with its subject (sex and bone-age label).
+ * A generated hand radiograph (`src/data/synth.ts`) as `deno task synth` renders it,
+ * 256x256, with its subject (sex and bone-age label).
  */
-export function syntheticImage(size: number, seed = 0, index = 0): TourImage {
+export function syntheticRadiograph(
+  seed = 0,
+  index = 0,
+): { gray: GrayImage; subject: SynthSubject; source: string } {
   const subject = sampleSubject(seed, index);
   const rand = mulberry32(parseInt(hashKey(`${seed}/${index}/render`).slice(0, 8), 16));
   const render = 256;
-  const gray = renderHand(subject, { size: render, rand });
-  const data = Uint8Array.from(gray, (v) => Math.round(v * 255));
-  const pixels = letterbox({ width: render, height: render, data }, size);
+  const data = Uint8Array.from(
+    renderHand(subject, { size: render, rand }),
+    (v) => Math.round(v * 255),
+  );
   return {
-    pixels,
-    size,
-    source: `generated hand (src/data/synth.ts, subject ${subject.id} of seed ${seed})`,
+    gray: { width: render, height: render, data },
     subject,
+    source: `generated hand (src/data/synth.ts, subject ${subject.id} of seed ${seed})`,
   };
+}
+
+/** {@link syntheticRadiograph} letterboxed to `size`: the tour's image when none is given. */
+export function syntheticImage(size: number, seed = 0, index = 0): TourImage {
+  const { gray, subject, source } = syntheticRadiograph(seed, index);
+  return { pixels: letterbox(gray, size), size, source, subject };
 }
 
 /** Options of {@link runTour}. */
@@ -448,9 +458,6 @@ interface RecordedStep {
   updateLast: number;
 }
 
-const convFlops = (g: refConv.ConvGeometry, oh: number, ow: number) =>
-  2 * g.N * oh * ow * g.Cout * g.KH * g.KW * g.Cin;
-
 /**
  * Records forward, backward and the Adam update of one step, op by op, noting which
  * dispatches (`count()` before and after) belong to which op. Mirrors `BoneAgeNet.forward`.
@@ -488,18 +495,16 @@ function recordStep(
     return output;
   };
 
-  let h = config.inputHeight, w = config.inputWidth, c = 1;
   let act = x;
   let actName = "image";
-  config.trunk.forEach((spec, i) => {
-    const layer = `trunk.${i}`;
+  const plan = planLayers(config);
+  for (const { name: layer, spec, input: [, h, w, c], window } of plan) {
     const input = act;
     const inName = actName;
     if (spec.type === "conv") {
       const weight = param(`${layer}.weight`);
       const bias = named.get(`${layer}.bias`) ?? null;
-      const g = refConv.layerGeometry(1, [h, w, c], spec);
-      const { OH, OW } = refConv.outputSize(g);
+      const g = window!;
       act = push({
         op: "conv2d",
         layer,
@@ -510,10 +515,9 @@ function recordStep(
         inputs: bias ? [input, weight, bias] : [input, weight],
         inputNames: bias ? [inName, weight.name!, bias.name!] : [inName, weight.name!],
         outputName: `${layer} out`,
-        flops: convFlops(g, OH, OW),
+        flops: convFlops(g),
         run: () => conv2d(input, weight, bias, { stride: 1, padding: spec.padding }),
       });
-      [h, w, c] = [OH, OW, spec.channels];
     } else if (spec.type === "bn") {
       const [gamma, beta] = [param(`${layer}.weight`), param(`${layer}.bias`)];
       const running = {
@@ -558,16 +562,15 @@ function recordStep(
         flops: 0,
         run: () => maxPool2d(input, { kernel: K, stride: S }),
       });
-      h = refPool.pooledSize(h, K, S);
-      w = refPool.pooledSize(w, K, S);
     }
     actName = `${layer} out`;
-  });
+  }
 
   let features: number;
   {
     const input = act;
     const inName = actName;
+    const [, h, w, c] = plan.at(-1)!.output;
     if (config.pool === "global-avg") {
       act = push({
         op: "globalAvgPool",

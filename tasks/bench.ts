@@ -8,13 +8,14 @@
  *
  * @module
  */
-import { convFlops, type ConvPass, type ConvShape, timeConv } from "../src/bench/conv.ts";
+import { type ConvPass, timeConv } from "../src/bench/conv.ts";
+import { convFlops, type ConvGeometry } from "../src/geometry.ts";
 import { measurePeakGflops } from "../src/bench/peak.ts";
 import { randomTensor, timeRecorded } from "../src/bench/timing.ts";
 import * as jaxjs from "../src/bench/peers/jaxjs.ts";
 import * as tfjs from "../src/bench/peers/tfjs.ts";
 import { Engine } from "../src/engine.ts";
-import { getConfig, type ModelConfig, trunkShapes } from "../src/models.ts";
+import { getConfig, type ModelConfig, planLayers } from "../src/models.ts";
 import { BoneAgeNet } from "../src/nn.ts";
 import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
@@ -50,17 +51,11 @@ interface KernelRow {
 
 type Peer = typeof tfjs | typeof jaxjs;
 
-/** The conv layers of `config` at batch `n`, in order, as benchmark shapes. */
-function convShapes(config: ModelConfig, n: number): ConvShape[] {
-  const shapes = trunkShapes(config);
-  return config.trunk.flatMap((layer, i) => {
-    if (layer.type !== "conv") return [];
-    const [h, w, cin] = shapes[i];
-    return [{ n, h, w, cin, cout: layer.channels, k: layer.kernel, stride: 1, pad: layer.padding }];
-  });
-}
+/** The conv layers of `config` at batch `n`, in order. */
+const convLayers = (config: ModelConfig, n: number): ConvGeometry[] =>
+  planLayers(config, n).flatMap((l) => (l.spec.type === "conv" ? [l.window!] : []));
 
-const showConv = (s: ConvShape) => `${s.n}x${s.h}x${s.w}x${s.cin}→${s.cout} k${s.k}`;
+const showConv = (g: ConvGeometry) => `${g.N}x${g.H}x${g.W}x${g.Cin}→${g.Cout} k${g.KH}`;
 
 /** A random tensor that outlives the timing scopes. */
 const random = (e: Engine, shape: number[], seed: number) => e.keep(randomTensor(e, shape, seed));
@@ -141,12 +136,12 @@ async function main(args: string[]): Promise<void> {
     );
   };
 
-  const models: [string, ConvShape[]][] = [["small", convShapes(getConfig("small"), 32)]];
-  if (!quick) models.push(["paper", convShapes(getConfig("paper"), 4)]);
+  const models: [string, ConvGeometry[]][] = [["small", convLayers(getConfig("small"), 32)]];
+  if (!quick) models.push(["paper", convLayers(getConfig("paper"), 4)]);
   for (const [model, shapes] of models) {
     for (const s of shapes) {
       for (const pass of ["forward", "backwardData", "backwardWeight"] as ConvPass[]) {
-        if (pass === "backwardData" && s.cin === 1) continue; // the image needs no gradient
+        if (pass === "backwardData" && s.Cin === 1) continue; // the image needs no gradient
         const ours = (await timeConv(e, s, pass, { repeats: 3, runs: 3 })).ms;
         const reps = model === "paper" ? 1 : peerReps;
         row(

@@ -6,15 +6,19 @@
  *     deno task tour [--image PATH] [--sex M|F] [--age MONTHS] [--save DIR]
  *
  * Without `--image` the radiograph is a generated one (`src/data/synth.ts`) with its own sex
- * and bone-age label. `--age` is the bone age the step trains towards (default: the generated
+ * and bone-age label. Either is prepared by the image recipe of `--checkpoint` (default: the
+ * shipped weights), as train, eval and predict prepare theirs. `--age` is the bone age the step trains towards (default: the generated
  * label, or 127 months for a real image). `--save DIR` writes PNGs of the input, feature maps
  * and the gradient with respect to the input.
  *
  * @module
  */
-import { decodeGray, letterbox, readImageFile } from "../src/data/image.ts";
+import { decodeGray, type GrayImage, readImageFile } from "../src/data/image.ts";
+import type { SynthSubject } from "../src/data/synth.ts";
 import { getConfig } from "../src/models.ts";
-import { formatTour, runTour, saveTourImages, TOUR_AGE, type TourImage } from "../src/tour.ts";
+import { describePreparation, loadRecipe, prepareRadiograph } from "../src/prepare.ts";
+import { readCheckpointMeta } from "../src/training.ts";
+import { formatTour, runTour, saveTourImages, syntheticRadiograph, TOUR_AGE } from "../src/tour.ts";
 import { Engine } from "../src/engine.ts";
 import {
   fail,
@@ -22,6 +26,7 @@ import {
   numberOption,
   parseCommandLine,
   runTask,
+  SHIPPED_CHECKPOINT,
   type TaskHelp,
 } from "./cli.ts";
 import { parseSexOption } from "./predict.ts";
@@ -29,10 +34,12 @@ import { parseSexOption } from "./predict.ts";
 /** `deno task tour --help`. */
 export const HELP: TaskHelp = {
   usage:
-    "deno task tour [--image PATH --sex M|F] [--age MONTHS] [--save DIR] [--kernels auto|rows|generic]",
+    "deno task tour [--image PATH --sex M|F] [--age MONTHS] [--checkpoint RUN_DIR] [--unregistered] [--save DIR] [--kernels auto|rows|generic]",
   about: `Takes one radiograph (a generated one without --image) through one training step of the
 small model and narrates every op: kernel file and entry point, shapes, dispatch, FLOPs, GPU
-time, and its values next to the float64 reference. --save DIR writes pictures of the input,
+time, and its values next to the float64 reference. The radiograph is first prepared by the
+image recipe of --checkpoint (default: the shipped weights/): a registered recipe finds the
+hand and stops when there is none, unless --unregistered. --save DIR writes pictures of the input,
 feature maps and the gradient with respect to the input. --kernels picks the convolution
 kernels (default auto: rows on a CPU adapter, generic on a GPU).`,
   examples: [
@@ -49,6 +56,8 @@ async function main(args: string[]): Promise<void> {
       sex: { type: "string" },
       age: { type: "string" },
       save: { type: "string" },
+      checkpoint: { type: "string", default: SHIPPED_CHECKPOINT },
+      unregistered: { type: "boolean", default: false },
       kernels: { type: "string", default: "auto" },
     },
     HELP,
@@ -70,7 +79,7 @@ async function main(args: string[]): Promise<void> {
   }
 
   const size = getConfig("small").inputHeight;
-  let image: TourImage | undefined;
+  let radiograph: { gray: GrayImage; source: string; subject?: SynthSubject };
   if (values.image !== undefined) {
     if (male === undefined) fail(`--sex M|F is needed with --image\nusage: ${HELP.usage}`);
     let bytes: Uint8Array;
@@ -87,16 +96,40 @@ async function main(args: string[]): Promise<void> {
         `${values.image} is not a PNG or JPEG radiograph we can decode: ${(err as Error).message}`,
       );
     }
-    image = {
-      pixels: letterbox(gray, size),
-      size,
-      source: `${values.image} (${gray.width}x${gray.height}, letterboxed to ${size}x${size})` +
-        (age === undefined ? `; no label given, so the target is ${TOUR_AGE.mean} months` : ""),
-    };
+    radiograph = { gray, source: `${values.image} (${gray.width}x${gray.height})` };
+  } else {
+    radiograph = syntheticRadiograph();
   }
+  const sex = male ?? radiograph.subject!.male;
 
   const engine = await Engine.create({ kernels: kernelsOption(values.kernels!) });
-  const result = await runTour({ engine, image, male, targetMonths: age });
+  const checkpoint = values.checkpoint!;
+  const { recipe } = await readCheckpointMeta(checkpoint, "best");
+  const prepared = await prepareRadiograph(
+    radiograph.gray,
+    sex,
+    size,
+    await loadRecipe(engine, recipe, checkpoint),
+    radiograph.source,
+  );
+  if (prepared.hand && !prepared.hand.registration && !values.unregistered) {
+    fail(
+      `no hand found in ${radiograph.source}: ${prepared.hand.refusal}. The recipe of ` +
+        `${checkpoint} registers hands; pass --unregistered to take the whole image anyway`,
+    );
+  }
+  const image = {
+    pixels: prepared.crop,
+    size,
+    source:
+      `${radiograph.source}, prepared by the image recipe of the checkpoint in ${checkpoint}: ` +
+      describePreparation(recipe, prepared) +
+      (age === undefined && !radiograph.subject
+        ? `; no label given, so the target is ${TOUR_AGE.mean} months`
+        : ""),
+    subject: radiograph.subject,
+  };
+  const result = await runTour({ engine, image, male: sex, targetMonths: age });
   engine.destroy();
   for (const line of formatTour(result)) console.log(line);
   if (values.save !== undefined) {

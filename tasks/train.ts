@@ -21,7 +21,7 @@ import { createProgress } from "../src/data/progress.ts";
 import { Engine } from "../src/engine.ts";
 import { getConfig } from "../src/models.ts";
 import { formatDuration, readCheckpointMeta, RUN_FILES, trainModel } from "../src/training.ts";
-import type { Intensity } from "../src/data/intensity.ts";
+import { INTENSITIES, type Intensity } from "../src/data/intensity.ts";
 import { copyKeypointCheckpoint } from "../src/keypoints.ts";
 import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
 import { LEGACY_RECIPE, registeredRecipe } from "../src/recipe.ts";
@@ -40,7 +40,7 @@ export const HELP: TaskHelp = {
   usage: `deno task train [--data DIR] [--config tiny|small] [--epochs N] [--batch B] [--lr X]
                        [--seed S] [--out RUN_DIR] [--resume] [--time-limit MINUTES] [--strict]
                        [--kernels auto|rows|generic] [--exclude CSV]
-                       [--register KEYPOINT_DIR [--intensity none|equalize]]`,
+                       [--register KEYPOINT_DIR [--intensity none|stretch|equalize]]`,
   about: `Trains a bone-age model on a Kaggle-layout folder (boneage-training-dataset.csv and
 boneage-training-dataset/<id>.png) and writes best/last checkpoints, split.json and
 metrics.jsonl to RUN_DIR (default runs/CONFIG). Without --data it uses data/, generating
@@ -53,8 +53,9 @@ is a budget (the learning rate anneals by then); --resume continues RUN_DIR's la
 --exclude CSV keeps the ids of CSV's id column out of training and validation (for images
 you will test on, e.g. a folder of full-size copies of some training radiographs).
 --register KEYPOINT_DIR (a keypoint checkpoint of deno task keypoints) registers every hand
-to one upright pose and size before the model sees it; --intensity equalize also equalizes
-the hand's histogram (the default, none, measured better); the run copies the keypoint checkpoint into
+to one upright pose and size before the model sees it; --intensity stretch also maps the
+background to black and the hand's bright bone to white, equalize the hand's histogram
+(default: none); the run copies the keypoint checkpoint into
 RUN_DIR/keypoints and records this recipe, so eval, predict and serve prepare images alike.`,
   examples: [
     "deno task train --data data/synth --config tiny --epochs 2 --out runs/example",
@@ -115,8 +116,8 @@ async function main(args: string[]): Promise<void> {
     timeLimitMinutes: numberOption("time-limit", values["time-limit"]!, { min: 0 }),
   };
   const runDir = values.out ?? `runs/${config.name}`;
-  if (values.intensity && !["equalize", "none"].includes(values.intensity)) {
-    fail(`--intensity is "${values.intensity}": choose equalize or none`);
+  if (values.intensity && !INTENSITIES.includes(values.intensity as Intensity)) {
+    fail(`--intensity is "${values.intensity}": choose one of ${INTENSITIES.join(", ")}`);
   }
   if (values.intensity && !values.register) fail("--intensity needs --register KEYPOINT_DIR");
 

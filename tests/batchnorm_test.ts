@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import type { Engine } from "../src/engine.ts";
 import { batchNorm2d, type BatchNormOptions } from "../src/ops/batchnorm.ts";
 import {
@@ -9,22 +10,18 @@ import {
   updateRunningStats,
 } from "../src/ref/batchnorm.ts";
 import { sizeOf } from "../src/tensor.ts";
-import { assertClose, gpuTest, randomArray, randomTensor, relError } from "./helpers.ts";
+import {
+  assertClose,
+  backwardOf,
+  gpuTest,
+  randomArray,
+  randomTensor,
+  relError,
+  throwsWith,
+} from "./helpers.ts";
 
 const EPS = 1e-5;
 const MOMENTUM = 0.1;
-
-/** Throws unless `fn` throws an error whose message contains `part`. */
-function assertThrows(fn: () => unknown, part: string): void {
-  try {
-    fn();
-  } catch (err) {
-    const message = (err as Error).message;
-    if (!message.includes(part)) throw new Error(`expected "${part}" in the error "${message}"`);
-    return;
-  }
-  throw new Error(`expected an error containing "${part}"`);
-}
 
 /** Random layer parameters and running statistics for C channels (GPU and float64 twins). */
 function layer(e: Engine, C: number, seed: number) {
@@ -35,13 +32,6 @@ function layer(e: Engine, C: number, seed: number) {
   gamma.t.requiresGrad = true;
   beta.t.requiresGrad = true;
   return { gamma, beta, runMean, runVar, running: { mean: runMean.t, variance: runVar.t } };
-}
-
-/** The last tape entry's backward, then an empty tape. */
-function backwardOfLast(e: Engine, dy: ReturnType<typeof randomTensor>, needs: boolean[]) {
-  const grads = e.tape.entries.at(-1)!.backward(dy.t, needs);
-  e.tape.entries.length = 0;
-  return grads;
 }
 
 // Odd spatial sizes, channels on and off the vec4 path, batch 1 and 3, feature batches [N, F].
@@ -62,7 +52,7 @@ for (const shape of SHAPES) {
       x1.t.requiresGrad = true;
 
       const y1 = batchNorm2d(x1.t, gamma.t, beta.t, running, { training: true });
-      const [dx, dgamma, dbeta] = backwardOfLast(e, dy, [true, true, true]);
+      const [dx, dgamma, dbeta] = backwardOf(e, y1, dy.t, [x1.t, gamma.t, beta.t]);
       const want1 = batchNormTrainForward(x1.ref, M, C, gamma.ref, beta.ref, EPS);
       const run1 = updateRunningStats(runMean.ref, runVar.ref, want1, M, MOMENTUM);
       assertClose(await y1.read(), want1.y, "y (step 1)");
@@ -93,7 +83,7 @@ for (const shape of SHAPES) {
       const dy = randomTensor(e, shape, 5);
       x.t.requiresGrad = true;
       const y = batchNorm2d(x.t, gamma.t, beta.t, running, { training: false, eps: 1e-3 });
-      const [dx, dgamma, dbeta] = backwardOfLast(e, dy, [true, true, true]);
+      const [dx, dgamma, dbeta] = backwardOf(e, y, dy.t, [x.t, gamma.t, beta.t]);
       const wantY = batchNormApply(x.ref, M, C, gamma.ref, beta.ref, runMean.ref, runVar.ref, 1e-3);
       assertClose(await y.read(), wantY, "y");
       const want = batchNormEvalBackward(
@@ -122,19 +112,31 @@ gpuTest("batchNorm2d backward computes only the gradients asked for", async (e) 
   const x = randomTensor(e, shape, 6);
   const dy = randomTensor(e, shape, 7);
   const want = batchNormTrainBackward(dy.ref, x.ref, M, C, gamma.ref, EPS);
-  for (const needs of [[true, false, false], [false, true, false], [false, false, true]]) {
-    batchNorm2d(x.t, gamma.t, beta.t, running, { training: true });
-    const grads = backwardOfLast(e, dy, needs);
-    const names = ["dx", "dgamma", "dbeta"] as const;
+  const inputs = [x.t, gamma.t, beta.t];
+  const names = ["dx", "dgamma", "dbeta"] as const;
+  const dispatches: number[] = [];
+  for (
+    const needs of [[true, true, true], [true, false, false], [false, true, false], [
+      false,
+      false,
+      true,
+    ]]
+  ) {
+    inputs.forEach((t, i) => t.requiresGrad = needs[i]);
+    const y = batchNorm2d(x.t, gamma.t, beta.t, running, { training: true });
+    const before = e.stats.dispatches;
+    const grads = backwardOf(e, y, dy.t, inputs);
+    dispatches.push(e.stats.dispatches - before);
     for (let i = 0; i < 3; i++) {
-      if (!needs[i]) {
-        if (grads[i] !== null) throw new Error(`${names[i]} returned but not asked for`);
-        continue;
+      if (needs[i]) {
+        const wanted = [want.dx, want.dgamma, want.dbeta][i];
+        assertClose(await grads[i]!.read(), wanted, `${names[i]} (asked: ${needs})`);
       }
-      const wanted = [want.dx, want.dgamma, want.dbeta][i];
-      assertClose(await grads[i]!.read(), wanted, `${names[i]} alone`);
     }
   }
+  // The parameter gradients alone skip dx's kernel.
+  const [every, , gammaOnly, betaOnly] = dispatches;
+  assert.ok(gammaOnly < every && betaOnly < every, `dispatches ${dispatches}`);
 });
 
 gpuTest("batchNorm2d rejects bad shapes and options with clear errors", (e) => {
@@ -142,11 +144,11 @@ gpuTest("batchNorm2d rejects bad shapes and options with clear errors", (e) => {
   const x = e.full([2, 4, 4, 3], 1);
   const bn = (input = x, g = gamma.t, options: BatchNormOptions = { training: true }) =>
     batchNorm2d(input, g, beta.t, running, options);
-  assertThrows(() => bn(e.full([2, 4, 3], 1)), "batchNorm2d: expected input");
-  assertThrows(() => bn(e.full([2, 4, 4, 5], 1)), "gamma [3] does not match the 5 channels");
-  assertThrows(() => bn(x, e.full([1, 3], 1)), "gamma [1, 3]");
-  assertThrows(() => bn(e.full([1, 3], 1)), "more than one value per channel");
-  assertThrows(() => bn(x, gamma.t, { training: true, eps: 0 }), "eps");
+  throwsWith(() => bn(e.full([2, 4, 3], 1)), "batchNorm2d: expected input");
+  throwsWith(() => bn(e.full([2, 4, 4, 5], 1)), "gamma [3] does not match the 5 channels");
+  throwsWith(() => bn(x, e.full([1, 3], 1)), "gamma [1, 3]");
+  throwsWith(() => bn(e.full([1, 3], 1)), "more than one value per channel");
+  throwsWith(() => bn(x, gamma.t, { training: true, eps: 0 }), "eps");
 });
 
 // ---- the float64 reference against finite differences ----------------------------------

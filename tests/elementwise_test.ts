@@ -1,6 +1,6 @@
 import { add, mul, scale } from "../src/ops/elementwise.ts";
 import * as ref from "../src/ref/elementwise.ts";
-import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
+import { assertClose, backwardOf, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 for (const shape of [[1, 7, 13, 3], [3, 5, 17], [2, 1], [5]]) {
   gpuTest(
@@ -13,12 +13,11 @@ for (const shape of [[1, 7, 13, 3], [3, 5, 17], [2, 1], [5]]) {
       b.t.requiresGrad = true;
 
       const sum = add(a.t, b.t);
-      const [da0, db0] = e.tape.entries.at(-1)!.backward(dy.t, [true, true]);
+      const [da0, db0] = backwardOf(e, sum, dy.t, [a.t, b.t]);
       const prod = mul(a.t, b.t);
-      const [da1, db1] = e.tape.entries.at(-1)!.backward(dy.t, [true, true]);
+      const [da1, db1] = backwardOf(e, prod, dy.t, [a.t, b.t]);
       const sc = scale(a.t, -1.25);
-      const [da2] = e.tape.entries.at(-1)!.backward(dy.t, [true]);
-      e.tape.entries.length = 0;
+      const [da2] = backwardOf(e, sc, dy.t, [a.t]);
 
       assertClose(await sum.read(), ref.add(a.ref, b.ref), "add forward");
       assertClose(await da0!.read(), dy.ref, "add backward a");

@@ -1,6 +1,6 @@
 import { elu } from "../src/ops/elu.ts";
 import { eluBackward, eluForward } from "../src/ref/elu.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
+import { assertClose, backwardOf, gpuTest, randomTensor } from "./helpers.ts";
 
 for (const [shape, alpha] of [[[1, 7, 13, 3], 1], [[3, 5, 5, 17], 0.5], [[2, 1], 1.7]] as const) {
   gpuTest(
@@ -10,8 +10,7 @@ for (const [shape, alpha] of [[[1, 7, 13, 3], 1], [[3, 5, 5, 17], 0.5], [[2, 1],
       const dy = randomTensor(e, shape, 12);
       x.t.requiresGrad = true;
       const y = elu(x.t, alpha);
-      const [dx] = e.tape.entries.at(-1)!.backward(dy.t, [true]);
-      e.tape.entries.length = 0;
+      const [dx] = backwardOf(e, y, dy.t, [x.t]);
       assertClose(await y.read(), eluForward(x.ref, alpha), "elu forward");
       assertClose(await dx!.read(), eluBackward(x.ref, dy.ref, alpha), "elu backward");
     },

@@ -9,7 +9,16 @@ import { join } from "node:path";
 import { PROJECT_ROOT, runDeno } from "./helpers.ts";
 
 /** What a copy of the project needs to run its tasks (git-ignored folders are rebuilt). */
-const PROJECT_FILES = ["deno.json", "deno.lock", "locks", "kernels", "src", "tasks", "web"];
+const PROJECT_FILES = [
+  "deno.json",
+  "deno.lock",
+  "locks",
+  "kernels",
+  "src",
+  "tasks",
+  "web",
+  "weights",
+];
 /** Tasks whose examples this test runs, in this order (later ones use earlier ones' output). */
 const ORDER = ["synth", "keypoints", "train", "eval", "predict", "tour", "bundle", "serve"];
 /** Tasks that `deno task` runs without `--help` of their own (deno test, deno check). */

@@ -54,6 +54,21 @@ export function throwsWith(fn: () => unknown, ...parts: string[]): void {
   }
 }
 
+/**
+ * The gradients an op's output `y` sends to `inputs` when `dy` flows into it: the engine's
+ * own backward pass seeded with `dy` (it clears the tape). Inputs that do not require a
+ * gradient get null.
+ */
+export function backwardOf(
+  e: Engine,
+  y: Tensor,
+  dy: Tensor,
+  inputs: readonly Tensor[],
+): (Tensor | null)[] {
+  const grads = e.gradients(y, inputs.filter((t) => t.requiresGrad), dy);
+  return inputs.map((t) => grads.get(t) ?? null);
+}
+
 /** Uniform random values in [lo, hi), never exactly zero. */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float64Array {
   const r = mulberry32(seed);

@@ -1,7 +1,7 @@
 import { add } from "../src/ops/elementwise.ts";
 import { linear, matmul } from "../src/ops/linear.ts";
 import * as ref from "../src/ref/linear.ts";
-import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
+import { assertClose, backwardOf, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 // [N, In, Out]: odd edges, a single output, and multiples of 4 (the vec4 load paths).
 const cases = [[3, 129, 1], [7, 17, 5], [8, 16, 12], [1, 1, 1], [6, 33, 8], [32, 257, 20]];
@@ -18,9 +18,7 @@ for (const [N, In, Out] of cases) {
         const dy = randomTensor(e, [N, Out], 99);
         for (const t of [x.t, w.t, b.t]) t.requiresGrad = true;
         const y = linear(x.t, w.t, withBias ? b.t : null);
-        const entry = e.tape.entries.at(-1)!;
-        const grads = entry.backward(dy.t, entry.inputs.map(() => true));
-        e.tape.entries.length = 0;
+        const grads = backwardOf(e, y, dy.t, withBias ? [x.t, w.t, b.t] : [x.t, w.t]);
         const want = ref.linearBackward(x.ref, w.ref, dy.ref, N, In, Out);
         assertClose(
           await y.read(),

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { loadModelWeights, modelToSafetensors } from "../src/checkpoint.ts";
-import type { ModelConfig } from "../src/models.ts";
+import { CONFIGS, type ModelConfig, planLayers } from "../src/models.ts";
 import { BoneAgeNet } from "../src/nn.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { refNetwork } from "../src/ref/network.ts";
@@ -153,3 +153,33 @@ gpuTest(
     }
   },
 );
+
+gpuTest("planLayers: the model's parameters and its trunk output follow the plan", async (e) => {
+  for (const config of Object.values(CONFIGS)) {
+    const model = new BoneAgeNet(e, config, 3);
+    const shapes = new Map(model.namedTensors().map((n) => [n.name, n.tensor.shape]));
+    const plan = planLayers(config, 2);
+    plan.forEach((layer, i) => {
+      if (i > 0) assert.deepEqual(layer.input, plan[i - 1].output, `${layer.name} input`);
+      if (layer.spec.type !== "conv") return;
+      const g = layer.window!;
+      assert.deepEqual(shapes.get(`${layer.name}.weight`), [g.KH, g.KW, g.Cin, g.Cout]);
+      assert.equal(shapes.has(`${layer.name}.bias`), layer.bias, `${layer.name}.bias`);
+      assert.equal(layer.bias, config.trunk[i + 1]?.type !== "bn");
+    });
+    // The first head layer reads exactly the features the planned trunk produces.
+    const [, H, W, C] = plan.at(-1)!.output;
+    const features = (config.pool === "global-avg" ? C : H * W * C) +
+      ((config.sex ?? true) ? 1 : 0);
+    const head = model.namedTensors().find((n) => n.name.startsWith("head."))!;
+    assert.equal(head.tensor.shape[0], features, `${config.name}: ${head.name}`);
+    model.namedTensors().forEach((n) => n.tensor.dispose());
+  }
+  // A smaller input (the low-resolution phase) halves at each pool like the full one.
+  const small = CONFIGS.small;
+  const pools = small.trunk.filter((s) => s.type === "maxpool").length;
+  assert.deepEqual(planLayers(small, 1, [64, 64]).at(-1)!.output.slice(1, 3), [
+    64 / 2 ** pools,
+    64 / 2 ** pools,
+  ]);
+});

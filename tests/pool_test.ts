@@ -1,4 +1,5 @@
 import { avgPool2d, globalAvgPool, maxPool2d } from "../src/ops/pool.ts";
+import { windowOutputSide } from "../src/geometry.ts";
 import {
   avgPool2dBackward,
   avgPool2dForward,
@@ -6,21 +7,8 @@ import {
   globalAvgPoolForward,
   maxPool2dBackward,
   maxPool2dForward,
-  pooledSize,
 } from "../src/ref/pool.ts";
-import { assertClose, gpuTest, randomTensor } from "./helpers.ts";
-
-/** Throws unless `fn` throws an error whose message contains `part`. */
-function assertThrows(fn: () => unknown, part: string): void {
-  try {
-    fn();
-  } catch (err) {
-    const message = (err as Error).message;
-    if (!message.includes(part)) throw new Error(`expected "${part}" in the error "${message}"`);
-    return;
-  }
-  throw new Error(`expected an error containing "${part}"`);
-}
+import { assertClose, backwardOf, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 /** [N, H, W, C, K, S]: odd spatial sizes, channels on and off the vec4 path, overlap. */
 const CASES = [
@@ -35,16 +23,15 @@ const CASES = [
 
 for (const [N, H, W, C, K, S] of CASES) {
   const tag = `[${N}, ${H}, ${W}, ${C}] k${K} s${S}`;
-  const OH = pooledSize(H, K, S);
-  const OW = pooledSize(W, K, S);
+  const OH = windowOutputSide(H, K, S);
+  const OW = windowOutputSide(W, K, S);
 
   gpuTest(`maxPool2d forward/backward match the reference ${tag}`, async (e) => {
     const x = randomTensor(e, [N, H, W, C], 1);
     const dy = randomTensor(e, [N, OH, OW, C], 2);
     x.t.requiresGrad = true;
     const y = maxPool2d(x.t, { kernel: K, stride: S });
-    const [dx] = e.tape.entries.at(-1)!.backward(dy.t, [true]);
-    e.tape.entries.length = 0;
+    const [dx] = backwardOf(e, y, dy.t, [x.t]);
     const want = maxPool2dForward(x.ref, N, H, W, C, K, S);
     assertClose(await y.read(), want.y, "maxPool2d forward");
     assertClose(await dx!.read(), maxPool2dBackward(dy.ref, want.argmax, N, H, W, C, K, S), "dx");
@@ -55,8 +42,7 @@ for (const [N, H, W, C, K, S] of CASES) {
     const dy = randomTensor(e, [N, OH, OW, C], 4);
     x.t.requiresGrad = true;
     const y = avgPool2d(x.t, { kernel: K, stride: S });
-    const [dx] = e.tape.entries.at(-1)!.backward(dy.t, [true]);
-    e.tape.entries.length = 0;
+    const [dx] = backwardOf(e, y, dy.t, [x.t]);
     assertClose(await y.read(), avgPool2dForward(x.ref, N, H, W, C, K, S), "avgPool2d forward");
     assertClose(await dx!.read(), avgPool2dBackward(dy.ref, N, H, W, C, K, S), "dx");
   });
@@ -70,8 +56,7 @@ for (const [N, H, W, C] of [[1, 7, 13, 3], [3, 7, 13, 17], [3, 5, 6, 8], [2, 1, 
       const dy = randomTensor(e, [N, C], 6);
       x.t.requiresGrad = true;
       const y = globalAvgPool(x.t);
-      const [dx] = e.tape.entries.at(-1)!.backward(dy.t, [true]);
-      e.tape.entries.length = 0;
+      const [dx] = backwardOf(e, y, dy.t, [x.t]);
       assertClose(await y.read(), globalAvgPoolForward(x.ref, N, H, W, C), "globalAvgPool forward");
       assertClose(await dx!.read(), globalAvgPoolBackward(dy.ref, N, H, W, C), "dx");
     },
@@ -90,8 +75,7 @@ for (const C of [1, 4]) {
       x.requiresGrad = true;
       const y = maxPool2d(x, { kernel: 3, stride: 2 });
       const dy = e.tensor(plane([1, 2, 3, 4]), [1, 2, 2, C]);
-      const [dx] = e.tape.entries.at(-1)!.backward(dy, [true]);
-      e.tape.entries.length = 0;
+      const [dx] = backwardOf(e, y, dy, [x]);
       assertClose(await y.read(), plane([1, 1, 1, 1]), "forward");
       const want = new Array(25).fill(0);
       [want[0], want[2], want[10], want[12]] = [1, 2, 3, 4];
@@ -102,9 +86,8 @@ for (const C of [1, 4]) {
       peak[12] = 5;
       const x2 = e.tensor(plane(peak), [1, 5, 5, C]);
       x2.requiresGrad = true;
-      maxPool2d(x2, { kernel: 3, stride: 2 });
-      const [dx2] = e.tape.entries.at(-1)!.backward(dy, [true]);
-      e.tape.entries.length = 0;
+      const y2 = maxPool2d(x2, { kernel: 3, stride: 2 });
+      const [dx2] = backwardOf(e, y2, dy, [x2]);
       const want2 = new Array(25).fill(0);
       want2[12] = 10;
       assertClose(await dx2!.read(), plane(want2), "dx shared by overlapping windows");
@@ -114,8 +97,8 @@ for (const C of [1, 4]) {
 
 gpuTest("pooling ops reject bad shapes and options with clear errors", (e) => {
   const x = e.full([1, 4, 4, 3], 1);
-  assertThrows(() => maxPool2d(x, { kernel: 5, stride: 1 }), "maxPool2d: kernel 5");
-  assertThrows(() => avgPool2d(x, { kernel: 2, stride: 0 }), "avgPool2d: stride");
-  assertThrows(() => maxPool2d(e.full([4, 4], 1), { kernel: 2, stride: 2 }), "[4, 4]");
-  assertThrows(() => globalAvgPool(e.full([2, 3], 1)), "globalAvgPool");
+  throwsWith(() => maxPool2d(x, { kernel: 5, stride: 1 }), "maxPool2d: kernel 5");
+  throwsWith(() => avgPool2d(x, { kernel: 2, stride: 0 }), "avgPool2d: stride");
+  throwsWith(() => maxPool2d(e.full([4, 4], 1), { kernel: 2, stride: 2 }), "[4, 4]");
+  throwsWith(() => globalAvgPool(e.full([2, 3], 1)), "globalAvgPool");
 });

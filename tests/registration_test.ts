@@ -6,7 +6,7 @@ import {
   packParams,
   PARAM_HEADER,
 } from "../src/data/augment.ts";
-import { equalizationTable, looksInverted } from "../src/data/intensity.ts";
+import { equalizationTable, looksInverted, stretchTable } from "../src/data/intensity.ts";
 import { readKeypoints } from "../src/data/keypoints.ts";
 import { CANONICAL, LEGACY_RECIPE, parseRecipe, registeredRecipe } from "../src/recipe.ts";
 import { augmentReference } from "../src/ref/augment.ts";
@@ -149,6 +149,48 @@ Deno.test("equalization gives the same image under any monotone exposure change"
   assert.deepEqual(equalizationTable(outside, size, reg), base);
 });
 
+Deno.test("stretch: background to 0, bright bone to 255, the same image under brightness and contrast", () => {
+  const size = 47;
+  const r = rng(12);
+  const band = Math.round(0.08 * size); // borderMedian's ring
+  // A dark, slightly noisy background ring around a "hand" of levels 70..229.
+  const img = Uint8Array.from({ length: size * size }, (_, i) => {
+    const x = i % size, y = Math.floor(i / size);
+    const ring = x < band || y < band || x >= size - band || y >= size - band;
+    return ring ? 37 + Math.floor(r() * 3) : 70 + Math.floor(r() * 160);
+  });
+  const reg = pixelAffine({ a: 0.8, b: -0.05, tx: 0.08, ty: 0.1 }, size);
+  const base = stretchTable(img, size, reg);
+  assert.equal(base[38], 0, "the background's median goes to black");
+  assert.equal(base[36], 0, "below the background stays black");
+  assert.equal(base[255], 255);
+  const top = base.indexOf(255);
+  assert.ok(top > 200 && top < 230, `the top is the 98th percentile of the hand, got ${top}`);
+  const baseOut = Array.from(img, (v) => base[v]);
+  for (
+    const change of [
+      (v: number) => (v - 0.5) * 1.25 + 0.5,
+      (v: number) => (v - 0.5) * 0.8 + 0.45,
+      (v: number) => v + 0.06,
+    ]
+  ) {
+    const changed = img.map((v) => Math.round(255 * Math.min(1, Math.max(0, change(v / 255)))));
+    const lut = stretchTable(changed, size, reg);
+    const out = Array.from(changed, (v) => lut[v]);
+    const worst = Math.max(...out.map((v, i) => Math.abs(v - baseOut[i])));
+    // Only the 8-bit rounding of the changed image differs: about a level, scaled by the span.
+    assert.ok(worst <= 3, `a linear exposure change moved a stretched pixel by ${worst} levels`);
+  }
+  // A gamma change keeps both ends: background black, the top white.
+  const gamma = img.map((v) => Math.round(255 * Math.pow(v / 255, 1.4)));
+  const g = stretchTable(gamma, size, reg);
+  assert.equal(g[Math.round(255 * Math.pow(38 / 255, 1.4))], 0);
+  assert.equal(g[Math.round(255 * Math.pow(top / 255, 1.4))], 255);
+  // A flat image does not divide by zero: the span is at least 8 levels.
+  const flat = stretchTable(new Uint8Array(size * size).fill(100), size, reg);
+  assert.deepEqual([flat[100], flat[104], flat[108]], [0, 128, 255]);
+});
+
 Deno.test("looksInverted reads the border: dark background is upright, bright is inverted", () => {
   const size = 33;
   const img = new Uint8Array(size * size).fill(12);
@@ -181,10 +223,14 @@ Deno.test("parseRecipe: missing is legacy, a registered recipe round-trips, bad 
     "recipe.registration.canonical",
     "retrain",
   );
-  throwsWith(
-    () => parseRecipe({ ...LEGACY_RECIPE, intensity: "equalize" }, "x.json"),
-    "needs a registration",
-  );
+  for (const intensity of ["equalize", "stretch"]) {
+    throwsWith(
+      () => parseRecipe({ ...LEGACY_RECIPE, intensity }, "x.json"),
+      "needs a registration",
+    );
+  }
+  const stretched = registeredRecipe("stretch");
+  assert.deepEqual(parseRecipe(JSON.parse(JSON.stringify(stretched)), "x.json"), stretched);
 });
 
 Deno.test("readKeypoints keeps good rows and lists each bad one with its line and reason", async () => {

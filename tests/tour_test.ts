@@ -18,7 +18,9 @@ import {
   type TourResult,
   workgroupSizeOf,
 } from "../src/tour.ts";
-import { decodePng } from "../src/data/png.ts";
+import { decodePng, encodeGrayPng } from "../src/data/png.ts";
+import { mulberry32 } from "../src/data/util.ts";
+import { runTaskProcess } from "./helpers.ts";
 
 let tour: Promise<TourResult> | null = null;
 
@@ -135,4 +137,39 @@ tourTest("--save writes the input, feature maps and the input gradient as PNGs",
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "deno task tour prepares its radiograph by the checkpoint's image recipe",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const generated = await runTaskProcess("tour", []);
+    assert.equal(generated.code, 0, generated.stderr);
+    assert.match(
+      generated.stdout.replace(/\s+/g, " "),
+      /prepared by the image recipe of the checkpoint in weights: the hand registered upright/,
+    );
+    // Noise has no hand: the registered recipe stops, as predict does, unless asked.
+    const dir = await Deno.makeTempDir();
+    try {
+      const r = mulberry32(5);
+      const noise = Uint8Array.from({ length: 150 * 120 }, () => Math.floor(256 * r()));
+      await Deno.writeFile(`${dir}/noise.png`, encodeGrayPng(noise, 150, 120));
+      const refused = await runTaskProcess("tour", ["--image", `${dir}/noise.png`, "--sex", "F"]);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /no hand found in .*noise\.png.*--unregistered/s);
+      const forced = await runTaskProcess("tour", [
+        "--image",
+        `${dir}/noise.png`,
+        "--sex",
+        "F",
+        "--unregistered",
+      ]);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.match(forced.stdout.replace(/\s+/g, " "), /stretched to the square, not registered/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -209,26 +209,12 @@ function drawView(): void {
 function drawInput(): void {
   ui.inputFigure.hidden = !image;
   if (!image) return;
-  const { pixels, size, prepared } = image;
+  const { pixels, size, description } = image;
   ui.input.width = size;
   ui.input.height = size;
   const ctx = ui.input.getContext("2d")!;
   ctx.putImageData(new ImageData(grayToRgba(pixels), size, size), 0, 0);
-  const hand = prepared.hand;
-  if (!hand) {
-    ui.inputCaption.textContent = `What the model sees: ${size}×${size} pixels, letterboxed ` +
-      "(scaled to fit and padded, not stretched).";
-    return;
-  }
-  const notes = [
-    hand.mirrored ? "a right hand, mirrored" : "",
-    prepared.inverted ? "dark bones on light ground, inverted" : "",
-    reader?.meta.recipe.intensity === "equalize" ? "contrast equalized over the hand" : "",
-  ].filter(Boolean);
-  ui.inputCaption.textContent = `What the model sees: ${size}×${size} pixels, the hand ` +
-    `registered upright by its fingertips and wrist${
-      notes.length ? ` (${notes.join("; ")})` : ""
-    }.` +
+  ui.inputCaption.textContent = `What the model sees: ${size}×${size} pixels, ${description}.` +
     (result && ui.showHeatmap.checked ? " Heatmap over it: red raised the estimate." : "");
   if (result && ui.showHeatmap.checked) {
     const whole = { x: 0, y: 0, width: size, height: size };

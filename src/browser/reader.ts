@@ -24,7 +24,12 @@ import { Engine } from "../engine.ts";
 import { KEYPOINT_FILES, keypointModelFromFiles } from "../keypoints.ts";
 import { BoneAgeNet } from "../nn.ts";
 import { type OcclusionMap, occlusionMap } from "../occlusion.ts";
-import { type PreparedRadiograph, type PreparedRecipe, prepareRadiograph } from "../prepare.ts";
+import {
+  describePreparation,
+  type PreparedRadiograph,
+  type PreparedRecipe,
+  prepareRadiograph,
+} from "../prepare.ts";
 import { KEYPOINT_DIR } from "../recipe.ts";
 import { predictMonths } from "../training.ts";
 import { fetchKernels } from "./kernels.ts";
@@ -93,6 +98,8 @@ export interface PreparedImage {
   box: LetterboxBox | null;
   /** The recipe's work on it (one-row set, hand found, polarity). */
   prepared: PreparedRadiograph;
+  /** That work in words, for the caption (`describePreparation`). */
+  description: string;
 }
 
 /** One estimate. */
@@ -272,6 +279,7 @@ export class BoneAgeReader {
       size,
       box: prepared.hand ? null : letterboxBox(gray.width, gray.height, size),
       prepared,
+      description: describePreparation(this.recipe.recipe, prepared),
     };
   }
 

@@ -1,16 +1,30 @@
 /**
  * Intensity steps of the image recipe, on a stored 8-bit image, before the augmentation
  * kernel reads it: a polarity check (radiographs show bone bright on a dark background; a
- * MONOCHROME1-style export shows the opposite) and histogram equalization over the
- * registered hand region, which maps any monotone change of exposure (brightness, contrast,
- * gamma) to about the same image.
+ * MONOCHROME1-style export shows the opposite), and one of two lookup tables over the
+ * registered hand region: a stretch that puts the background at 0 and the hand's brightest
+ * bone at 255 (any brightness or contrast change gives the same image; a gamma change keeps
+ * both ends and bends only the middle), or histogram equalization, which maps any monotone
+ * change of exposure to about the same image.
  *
  * @module
  */
 import type { PixelAffine } from "./augment.ts";
 
-/** How the recipe normalizes intensity: histogram equalization over the hand, or nothing. */
-export type Intensity = "none" | "equalize";
+/**
+ * How the recipe normalizes intensity: a stretch from the background to the hand's bright
+ * bone, histogram equalization over the hand, or nothing.
+ */
+export type Intensity = "none" | "stretch" | "equalize";
+
+/** The intensity steps, for parsers and help texts. */
+export const INTENSITIES: readonly Intensity[] = ["none", "stretch", "equalize"];
+
+/** Fraction of the registered region's pixels at or below {@link stretchTable}'s top. */
+const STRETCH_TOP = 0.98;
+
+/** Smallest `top - background` {@link stretchTable} divides by, in gray levels. */
+const STRETCH_MIN_SPAN = 8;
 
 /** Width of the border ring {@link looksInverted} reads, as a fraction of the side. */
 const RING = 0.08;
@@ -63,13 +77,10 @@ export function invertInPlace(pixels: Uint8Array): void {
 }
 
 /**
- * The histogram-equalization table of the pixels of a stored image (side `size`) that the
- * registration `reg` (model input → stored pixels, side `size` both) brings into the model's
- * frame: `lut[v] = 255 * (count below v + count at v / 2) / count`, the mid-rank of `v`.
- * Mid-ranks depend only on the order of the values, so any monotone exposure change that
- * keeps distinct values distinct yields the same table's output.
+ * Histogram of the pixels of a stored image (side `size`) that the registration `reg`
+ * (model input → stored pixels, side `size` both) brings into the model's frame.
  */
-export function equalizationTable(pixels: Uint8Array, size: number, reg: PixelAffine): Uint8Array {
+function registeredHistogram(pixels: Uint8Array, size: number, reg: PixelAffine) {
   // Inverse of p = M q + t: q = M^-1 (p - t).
   const det = reg[0] * reg[4] - reg[1] * reg[3];
   const i00 = reg[4] / det, i01 = -reg[1] / det, i10 = -reg[3] / det, i11 = reg[0] / det;
@@ -85,11 +96,49 @@ export function equalizationTable(pixels: Uint8Array, size: number, reg: PixelAf
       }
     }
   }
+  return { counts, n };
+}
+
+/**
+ * The histogram-equalization table of the registered region ({@link registeredHistogram}):
+ * `lut[v] = 255 * (count below v + count at v / 2) / count`, the mid-rank of `v`.
+ * Mid-ranks depend only on the order of the values, so any monotone exposure change that
+ * keeps distinct values distinct yields the same table's output.
+ */
+export function equalizationTable(pixels: Uint8Array, size: number, reg: PixelAffine): Uint8Array {
+  const { counts, n } = registeredHistogram(pixels, size, reg);
   const lut = new Uint8Array(256);
   let below = 0;
   for (let v = 0; v < 256; v++) {
     lut[v] = n === 0 ? v : Math.round((255 * (below + counts[v] / 2)) / n);
     below += counts[v];
+  }
+  return lut;
+}
+
+/**
+ * The stretch table: `lut[v] = clamp(255 * (v - lo) / (hi - lo))`, with `lo` the image's
+ * background ({@link borderMedian}) and `hi` the level below which {@link STRETCH_TOP} of the
+ * registered region lies (the cortex of the hand's bones; a ruler or a letter marker is
+ * smaller than the rest). Both are order statistics, so they move with any monotone exposure
+ * change and the stretched image is unchanged by brightness and contrast; it also makes a
+ * removed (black) background and a gray one the same.
+ */
+export function stretchTable(pixels: Uint8Array, size: number, reg: PixelAffine): Uint8Array {
+  const lo = borderMedian(pixels, size);
+  const { counts, n } = registeredHistogram(pixels, size, reg);
+  let hi = 255;
+  for (let v = 0, below = 0; v < 256; v++) {
+    below += counts[v];
+    if (below >= STRETCH_TOP * n) {
+      hi = v;
+      break;
+    }
+  }
+  const span = Math.max(hi - lo, STRETCH_MIN_SPAN);
+  const lut = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) {
+    lut[v] = Math.round(Math.min(255, Math.max(0, (255 * (v - lo)) / span)));
   }
   return lut;
 }

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { type ConvGeometry, outputSize } from "../geometry.ts";
 import { type Engine, grid, type Program } from "../engine.ts";
 import { assertRank, type Shape, showShape, type Tensor } from "../tensor.ts";
 import { CONV_KERNEL_VARIANTS, type ConvKernelVariant, ROWS_WG } from "./conv2d_kernels.ts";
@@ -38,21 +39,8 @@ export interface Conv2dOptions {
   padding?: number;
 }
 
-/** Every extent of one convolution, checked. */
-export interface Conv2dGeometry {
-  /** Batch, input height, width and channels. */
-  N: number;
-  H: number;
-  W: number;
-  Cin: number;
-  /** Output channels, kernel height and width. */
-  Cout: number;
-  KH: number;
-  KW: number;
-  /** Stride and padding. */
-  S: number;
-  P: number;
-  /** Output height and width. */
+/** Every extent of one convolution, checked, with its output height and width. */
+export interface Conv2dGeometry extends ConvGeometry {
   OH: number;
   OW: number;
 }
@@ -80,15 +68,15 @@ export function conv2dGeometry(
   if (wCin !== Cin) {
     throw new Error(`conv2d: input channels differ (${Cin} vs ${wCin}), ${both}`);
   }
-  const OH = Math.floor((H + 2 * P - KH) / S) + 1;
-  const OW = Math.floor((W + 2 * P - KW) / S) + 1;
+  const g = { N, H, W, Cin, Cout, KH, KW, stride: S, padding: P };
+  const { OH, OW } = outputSize(g);
   if (OH < 1 || OW < 1) {
     throw new Error(
       `conv2d: the kernel does not fit the padded image (output ${OH}x${OW}), ${both}, ` +
         `stride ${S}, padding ${P}`,
     );
   }
-  return { N, H, W, Cin, Cout, KH, KW, S, P, OH, OW };
+  return { ...g, OH, OW };
 }
 
 // ---- plans: which kernel, which constants, how many workgroups -------------------------
@@ -107,7 +95,7 @@ interface Launch {
  * register-tiled `matmul.wgsl` on every adapter.
  */
 function pointwise(g: Conv2dGeometry): boolean {
-  return g.KH === 1 && g.KW === 1 && g.S === 1 && g.P === 0;
+  return g.KH === 1 && g.KW === 1 && g.stride === 1 && g.padding === 0;
 }
 
 /** `matmul.wgsl` takes `[A, A, B, B, bias, C]`: from the forward pass's `[x, w, bias, y]`. */
@@ -123,7 +111,7 @@ export type ConvKernels = Engine["kernels"];
 
 /** Whether the generated rows kernels may run this shape (3x3, stride 1) under `kernels`. */
 function fastPath(g: Conv2dGeometry, kernels: ConvKernels): boolean {
-  return kernels === "rows" && g.KH === 3 && g.KW === 3 && g.S === 1;
+  return kernels === "rows" && g.KH === 3 && g.KW === 3 && g.stride === 1;
 }
 
 /**
@@ -171,7 +159,7 @@ function forwardLaunch(g: Conv2dGeometry, hasBias: boolean, kernels: ConvKernels
     };
   }
   if (fastPath(g, kernels) && g.Cout % 4 === 0) {
-    return rowsLaunch(g.N, g.H, g.W, g.Cin, g.Cout, g.P, hasBias);
+    return rowsLaunch(g.N, g.H, g.W, g.Cin, g.Cout, g.padding, hasBias);
   }
   const count = g.N * g.OH * g.OW * g.Cout;
   return {
@@ -192,8 +180,8 @@ function shapeConstants(g: Conv2dGeometry): Record<string, number> {
     COUT: g.Cout,
     KH: g.KH,
     KW: g.KW,
-    S: g.S,
-    P: g.P,
+    S: g.stride,
+    P: g.padding,
     OH: g.OH,
     OW: g.OW,
   };
@@ -215,8 +203,8 @@ function backwardDataLaunches(g: Conv2dGeometry, kernels: ConvKernels): Launch[]
       bind: noBias,
     }];
   }
-  const transposable = g.S === 1 && g.KH === g.KW && g.P <= g.KH - 1;
-  const rows = fastPath(g, kernels) && g.Cin % 4 === 0 && g.P <= 2;
+  const transposable = g.stride === 1 && g.KH === g.KW && g.padding <= g.KH - 1;
+  const rows = fastPath(g, kernels) && g.Cin % 4 === 0 && g.padding <= 2;
   if (transposable && (rows || kernels === "generic")) {
     const size = g.KH * g.KW * g.Cin * g.Cout;
     const flip: Launch = {
@@ -227,7 +215,7 @@ function backwardDataLaunches(g: Conv2dGeometry, kernels: ConvKernels): Launch[]
       },
     };
     // The transposed convolution reads dy with padding K - 1 - P and produces H x W.
-    const pad = g.KH - 1 - g.P;
+    const pad = g.KH - 1 - g.padding;
     if (rows) return [flip, rowsLaunch(g.N, g.OH, g.OW, g.Cout, g.Cin, pad, false)];
     const transposed: Conv2dGeometry = {
       ...g,
@@ -235,7 +223,7 @@ function backwardDataLaunches(g: Conv2dGeometry, kernels: ConvKernels): Launch[]
       W: g.OW,
       Cin: g.Cout,
       Cout: g.Cin,
-      P: pad,
+      padding: pad,
       OH: g.H,
       OW: g.W,
     };
@@ -273,7 +261,7 @@ function backwardWeightLaunch(
     return {
       launch: {
         program: { kernel: v.file, dispatch: grid(ranges * blocks, ROWS_WG) },
-        params: Uint32Array.of(g.N, g.H, g.W, g.Cin, g.Cout, g.P, g.OH, g.OW, R, 0, 0, 0),
+        params: Uint32Array.of(g.N, g.H, g.W, g.Cin, g.Cout, g.padding, g.OH, g.OW, R, 0, 0, 0),
       },
       ranges,
     };

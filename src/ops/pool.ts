@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { windowOutputSide } from "../geometry.ts";
 import { grid } from "../engine.ts";
 import { assertRank, showShape, type Tensor } from "../tensor.ts";
 import { sumMiddle } from "./reduce.ts";
@@ -52,8 +53,8 @@ function poolGeometry(op: string, x: Tensor, { kernel, stride }: Pool2dOptions):
         `(input ${showShape(x.shape)}, no padding)`,
     );
   }
-  const OH = Math.floor((H - kernel) / stride) + 1;
-  const OW = Math.floor((W - kernel) / stride) + 1;
+  const OH = windowOutputSide(H, kernel, stride);
+  const OW = windowOutputSide(W, kernel, stride);
   return { N, H, W, C, OH, OW, K: kernel, S: stride };
 }
 

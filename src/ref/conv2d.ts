@@ -16,53 +16,9 @@
  * @module
  */
 
-/** Shapes and hyper-parameters of one convolution. */
-export interface ConvGeometry {
-  /** Batch size. */
-  N: number;
-  /** Input height and width. */
-  H: number;
-  W: number;
-  /** Input and output channels. */
-  Cin: number;
-  Cout: number;
-  /** Kernel height and width. */
-  KH: number;
-  KW: number;
-  /** Stride and zero padding (the same along both axes). */
-  stride: number;
-  padding: number;
-}
+import { type ConvGeometry, outputSize } from "../geometry.ts";
 
-/**
- * The geometry of a model's square, stride-1 conv layer (`kernel`, `padding`, `channels` out)
- * applied to an `[N, h, w, c]` input.
- */
-export function layerGeometry(
-  N: number,
-  [h, w, c]: readonly [number, number, number],
-  layer: { channels: number; kernel: number; padding: number },
-): ConvGeometry {
-  return {
-    N,
-    H: h,
-    W: w,
-    Cin: c,
-    Cout: layer.channels,
-    KH: layer.kernel,
-    KW: layer.kernel,
-    stride: 1,
-    padding: layer.padding,
-  };
-}
-
-/** Output height and width: `floor((H + 2P - KH) / S) + 1`. */
-export function outputSize(g: ConvGeometry): { OH: number; OW: number } {
-  return {
-    OH: Math.floor((g.H + 2 * g.padding - g.KH) / g.stride) + 1,
-    OW: Math.floor((g.W + 2 * g.padding - g.KW) / g.stride) + 1,
-  };
-}
+export type { ConvGeometry } from "../geometry.ts";
 
 /**
  * Calls `visit(xIndex, wIndex, yIndex)` for every product of the forward pass, skipping taps

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { headLayer, type ModelConfig, outputCount, usesSex } from "../models.ts";
+import { headLayer, type ModelConfig, outputCount, planLayers, usesSex } from "../models.ts";
 import { batchNormTrainBackward, batchNormTrainForward } from "./batchnorm.ts";
 import { concatBackward, concatForward } from "./concat.ts";
 import {
@@ -17,8 +17,6 @@ import {
   conv2dBackwardData,
   conv2dBackwardWeight,
   conv2dForward,
-  layerGeometry,
-  outputSize,
 } from "./conv2d.ts";
 import { eluBackward, eluForward } from "./elu.ts";
 import { linearBackward, linearForward } from "./linear.ts";
@@ -28,7 +26,6 @@ import {
   globalAvgPoolForward,
   maxPool2dBackward,
   maxPool2dForward,
-  pooledSize,
 } from "./pool.ts";
 import { reluBackward, reluForward } from "./relu.ts";
 
@@ -66,18 +63,13 @@ export function refNetwork(
   const grads = new Map<string, Float64Array>();
   const backward: ((dy: Float64Array) => Float64Array)[] = [];
   let x = images;
-  let [H, W, C] = [config.inputHeight, config.inputWidth, 1];
-
-  config.trunk.forEach((spec, i) => {
+  const plan = planLayers(config, N);
+  for (const { name, spec, input: [, h, w, c], window } of plan) {
     const input = x;
-    const [h, w, c] = [H, W, C];
-    const name = `trunk.${i}`;
     if (spec.type === "conv") {
-      const g = layerGeometry(N, [h, w, c], spec);
+      const g = window!;
       const bias = params.get(`${name}.bias`) ?? null;
       x = conv2dForward(input, p(`${name}.weight`), bias, g);
-      ({ OH: H, OW: W } = outputSize(g));
-      C = spec.channels;
       backward.push((dy) => {
         grads.set(`${name}.weight`, conv2dBackwardWeight(input, dy, g));
         if (bias) grads.set(`${name}.bias`, conv2dBackwardBias(dy, g));
@@ -102,11 +94,10 @@ export function refNetwork(
       const { kernel: K, stride: S } = spec;
       const r = maxPool2dForward(input, N, h, w, c, K, S);
       x = r.y;
-      H = pooledSize(h, K, S);
-      W = pooledSize(w, K, S);
       backward.push((dy) => maxPool2dBackward(dy, r.argmax, N, h, w, c, K, S));
     }
-  });
+  }
+  const [, H, W, C] = plan.at(-1)!.output;
 
   let features: number;
   if (config.pool === "global-avg") {

@@ -14,10 +14,7 @@
  * @module
  */
 
-/** Output extent of a pooling window of size `k` and stride `s` over `n` positions. */
-export function pooledSize(n: number, k: number, s: number): number {
-  return Math.floor((n - k) / s) + 1;
-}
+import { windowOutputSide } from "../geometry.ts";
 
 /** Result of {@link maxPool2dForward}. */
 export interface MaxPoolResult {
@@ -40,8 +37,8 @@ export function maxPool2dForward(
   K: number,
   S: number,
 ): MaxPoolResult {
-  const OH = pooledSize(H, K, S);
-  const OW = pooledSize(W, K, S);
+  const OH = windowOutputSide(H, K, S);
+  const OW = windowOutputSide(W, K, S);
   const y = new Float64Array(N * OH * OW * C);
   const argmax = new Int32Array(N * OH * OW * C);
   for (let n = 0; n < N; n++) {
@@ -81,8 +78,8 @@ export function maxPool2dBackward(
   K: number,
   S: number,
 ): Float64Array {
-  const OH = pooledSize(H, K, S);
-  const OW = pooledSize(W, K, S);
+  const OH = windowOutputSide(H, K, S);
+  const OW = windowOutputSide(W, K, S);
   const dx = new Float64Array(N * H * W * C);
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {
@@ -110,8 +107,8 @@ export function avgPool2dForward(
   K: number,
   S: number,
 ): Float64Array {
-  const OH = pooledSize(H, K, S);
-  const OW = pooledSize(W, K, S);
+  const OH = windowOutputSide(H, K, S);
+  const OW = windowOutputSide(W, K, S);
   const y = new Float64Array(N * OH * OW * C);
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {
@@ -141,8 +138,8 @@ export function avgPool2dBackward(
   K: number,
   S: number,
 ): Float64Array {
-  const OH = pooledSize(H, K, S);
-  const OW = pooledSize(W, K, S);
+  const OH = windowOutputSide(H, K, S);
+  const OW = windowOutputSide(W, K, S);
   const dx = new Float64Array(N * H * W * C);
   for (let n = 0; n < N; n++) {
     for (let oh = 0; oh < OH; oh++) {

@@ -25,10 +25,12 @@ import {
   valueAndGrad,
   vjp,
 } from "npm:@jax-js/jax@0.1.25";
-import type { ConvPass, ConvShape } from "../conv.ts";
+import type { ConvPass } from "../conv.ts";
+import { type ConvGeometry, outputSize } from "../../geometry.ts";
 import { calibrateRepeats, type MapShape, median } from "../timing.ts";
 
-export type { ConvPass, ConvShape } from "../conv.ts";
+export type { ConvPass } from "../conv.ts";
+export type { ConvGeometry } from "../../geometry.ts";
 export type { MapShape } from "../timing.ts";
 
 /** Starts jax-js' WebGPU backend and makes it the default device; throws if it cannot. */
@@ -84,14 +86,17 @@ function pullback(f: (x: Array) => Array, x: Array, dy: Array): Array {
 }
 
 /** Median ms of one convolution pass (`pad` applied on every side) on random inputs. */
-export async function timeConv2d(s: ConvShape, pass: ConvPass, repeats: number): Promise<number> {
-  const ho = Math.floor((s.h + 2 * s.pad - s.k) / s.stride) + 1;
-  const wo = Math.floor((s.w + 2 * s.pad - s.k) / s.stride) + 1;
-  const pad: [number, number][] = [[s.pad, s.pad], [s.pad, s.pad]];
+export async function timeConv2d(
+  s: ConvGeometry,
+  pass: ConvPass,
+  repeats: number,
+): Promise<number> {
+  const { OH: ho, OW: wo } = outputSize(s);
+  const pad: [number, number][] = [[s.padding, s.padding], [s.padding, s.padding]];
   const conv = (x: Array, w: Array) => lax.convGeneralDilated(x, w, [s.stride, s.stride], pad);
-  const x = random([s.n, s.cin, s.h, s.w]);
-  const w = random([s.cout, s.cin, s.k, s.k]);
-  const dy = random([s.n, s.cout, ho, wo]);
+  const x = random([s.N, s.Cin, s.H, s.W]);
+  const w = random([s.Cout, s.Cin, s.KH, s.KW]);
+  const dy = random([s.N, s.Cout, ho, wo]);
   const fns = {
     forward: jit((x: Array, w: Array, dy: Array) => {
       dy.dispose();

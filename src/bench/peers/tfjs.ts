@@ -14,10 +14,12 @@
  */
 import * as tf from "npm:@tensorflow/tfjs@4.22.0";
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
-import type { ConvPass, ConvShape } from "../conv.ts";
+import type { ConvPass } from "../conv.ts";
+import { type ConvGeometry, outputSize } from "../../geometry.ts";
 import { calibrateRepeats, type MapShape, median } from "../timing.ts";
 
-export type { ConvPass, ConvShape } from "../conv.ts";
+export type { ConvPass } from "../conv.ts";
+export type { ConvGeometry } from "../../geometry.ts";
 export type { MapShape } from "../timing.ts";
 
 /** Selects tfjs' WebGPU backend; throws with the reason when it cannot start. */
@@ -74,23 +76,26 @@ async function timeOp(op: () => tf.Tensor, repeats: number): Promise<number> {
 }
 
 /** Median ms of one convolution pass (`pad` applied on every side) on random inputs. */
-export async function timeConv2d(s: ConvShape, pass: ConvPass, repeats: number): Promise<number> {
-  const ho = Math.floor((s.h + 2 * s.pad - s.k) / s.stride) + 1;
-  const wo = Math.floor((s.w + 2 * s.pad - s.k) / s.stride) + 1;
-  const x = random([s.n, s.h, s.w, s.cin]) as tf.Tensor4D;
-  const w = random([s.k, s.k, s.cin, s.cout]) as tf.Tensor4D;
-  const dy = random([s.n, ho, wo, s.cout]) as tf.Tensor4D;
-  const pad = s.pad;
+export async function timeConv2d(
+  s: ConvGeometry,
+  pass: ConvPass,
+  repeats: number,
+): Promise<number> {
+  const { OH: ho, OW: wo } = outputSize(s);
+  const x = random([s.N, s.H, s.W, s.Cin]) as tf.Tensor4D;
+  const w = random([s.KH, s.KW, s.Cin, s.Cout]) as tf.Tensor4D;
+  const dy = random([s.N, ho, wo, s.Cout]) as tf.Tensor4D;
+  const pad = s.padding;
   const ops: Record<ConvPass, () => tf.Tensor> = {
     forward: () => tf.conv2d(x, w, s.stride, pad),
-    backwardData: () => tf.conv2dTranspose(dy, w, [s.n, s.h, s.w, s.cin], s.stride, pad),
+    backwardData: () => tf.conv2dTranspose(dy, w, [s.N, s.H, s.W, s.Cin], s.stride, pad),
     // No public op for dL/dw: call the kernel that tf.grad(conv2d) would run.
     backwardWeight: () =>
       tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
         strides: s.stride,
         pad,
         dataFormat: "NHWC",
-        filterShape: [s.k, s.k, s.cin, s.cout],
+        filterShape: [s.KH, s.KW, s.Cin, s.Cout],
       }) as tf.Tensor,
   };
   try {
