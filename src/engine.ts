@@ -3,9 +3,13 @@
  * manages buffers (pool + tidy scopes) and the autograd tape.
  *
  * A kernel launch is described by a {@link Program}: which `.wgsl` file, which `override`
- * constants specialize it (shapes, tile sizes) and how many workgroups to dispatch.
- * Pipelines are compiled once per (file, entry point, constants) and cached. Nothing is
- * submitted until `flush()` or a read, so a whole training step is one queue submit.
+ * constants specialize it (shapes, tile sizes), the workgroup size its dispatch assumes and
+ * how many workgroups to dispatch; its buffers are bound by the names the kernel declares.
+ * The engine reads each kernel (includes expanded) and its interface (`kernel_source.ts`)
+ * once, builds explicit bind-group layouts from it and checks every program against it, so a
+ * wrong binding or workgroup size fails naming it. Pipelines are compiled once per (file,
+ * entry point, constants) and cached. Nothing is submitted until `flush()` or a read, so a whole training
+ * step is one queue submit.
  *
  * @module
  */
@@ -13,6 +17,13 @@ import { Tape } from "./autograd.ts";
 import { type Gpu, type GpuInfo, requestGpu } from "./device.ts";
 import { BufferPool, roundBytes } from "./pool.ts";
 import { type Shape, showShape, sizeOf, Tensor } from "./tensor.ts";
+import {
+  expandIncludes,
+  type KernelInterface,
+  orderBindings,
+  parseKernelInterface,
+  resolveWorkgroupSize,
+} from "./kernel_source.ts";
 
 /** One kernel launch: the tfjs-style "program object". */
 export interface Program {
@@ -24,7 +35,15 @@ export interface Program {
   constants?: Record<string, number>;
   /** Workgroup counts in x, y, z. */
   dispatch: readonly number[];
+  /**
+   * The workgroup size `dispatch` was computed for (default `[WG]`). The engine sets a
+   * kernel's `override WG` to it and refuses a kernel whose `@workgroup_size` differs.
+   */
+  workgroupSize?: readonly number[];
 }
+
+/** A program's buffers by the names of the kernel's `@binding` declarations. */
+export type Bindings = Readonly<Record<string, Tensor | GPUBuffer>>;
 
 /** Reads a kernel's WGSL source by file name. */
 export type KernelLoader = (file: string) => string;
@@ -93,8 +112,17 @@ export class Engine {
   /** Set by `startProfile`: every dispatch gets its own timed pass. */
   #profile: { querySet: GPUQuerySet; programs: Program[]; capacity: number } | null = null;
 
+  /**
+   * Called with every program as it is recorded (the tour lists the step's kernels with
+   * it). Unset, it costs one property check per dispatch.
+   */
+  onDispatch: ((program: Program) => void) | null = null;
+
   #loadKernel: KernelLoader;
-  #modules = new Map<string, GPUShaderModule>();
+  #kernels = new Map<
+    string,
+    { module: GPUShaderModule; face: KernelInterface; layout: GPUBindGroupLayout }
+  >();
   #pipelines = new Map<string, GPUComputePipeline>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -144,24 +172,63 @@ export class Engine {
 
   // ---- kernels -------------------------------------------------------------------------
 
+  /** A kernel's module, interface and bind-group layout, built once. */
+  #kernel(file: string) {
+    let kernel = this.#kernels.get(file);
+    if (!kernel) {
+      const code = expandIncludes(file, this.#loadKernel(file), this.#loadKernel);
+      const face = parseKernelInterface(file, code);
+      const layout = this.device.createBindGroupLayout({
+        label: file,
+        entries: face.bindings.map((b, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.access === "read" ? "read-only-storage" : "storage" },
+        })),
+      });
+      kernel = { module: this.device.createShaderModule({ label: file, code }), face, layout };
+      this.#kernels.set(file, kernel);
+    }
+    return kernel;
+  }
+
+  /** The program's `override` constants, `WG` included when the kernel declares it. */
+  #constants(program: Program, face: KernelInterface): Record<string, number> {
+    const constants = program.constants ?? {};
+    if (!face.overridesWG) return constants;
+    if ("WG" in constants) {
+      throw new Error(`${program.kernel}: WG is set by the engine from program.workgroupSize`);
+    }
+    return { ...constants, WG: (program.workgroupSize ?? [WG])[0] };
+  }
+
+  /** The kernel's `@workgroup_size` for this program, `override` names resolved. */
+  workgroupSize(program: Program): [number, number, number] {
+    const { face } = this.#kernel(program.kernel);
+    return resolveWorkgroupSize(face, program.entryPoint ?? "main", this.#constants(program, face));
+  }
+
   /** The cached compute pipeline for a program. */
   pipeline(program: Program): GPUComputePipeline {
     const entryPoint = program.entryPoint ?? "main";
-    const constants = program.constants ?? {};
-    const key = `${program.kernel}:${entryPoint}:${JSON.stringify(constants)}`;
+    const key = `${program.kernel}:${entryPoint}:${JSON.stringify(program.constants ?? {})}:${
+      program.workgroupSize ?? ""
+    }`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
-      let module = this.#modules.get(program.kernel);
-      if (!module) {
-        module = this.device.createShaderModule({
-          label: program.kernel,
-          code: this.#loadKernel(program.kernel),
-        });
-        this.#modules.set(program.kernel, module);
+      const { module, face, layout } = this.#kernel(program.kernel);
+      const constants = this.#constants(program, face);
+      const size = resolveWorkgroupSize(face, entryPoint, constants);
+      const [x = WG, y = 1, z = 1] = program.workgroupSize ?? [];
+      if (size[0] !== x || size[1] !== y || size[2] !== z) {
+        throw new Error(
+          `${program.kernel}: @workgroup_size is (${size}) but the program dispatches for ` +
+            `(${[x, y, z]})`,
+        );
       }
       pipeline = this.device.createComputePipeline({
         label: key,
-        layout: "auto",
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module, entryPoint, constants },
       });
       this.stats.pipelines++;
@@ -171,21 +238,21 @@ export class Engine {
   }
 
   /**
-   * Records one dispatch of `program`. `bindings[i]` is bound to `@binding(i)` of group 0.
-   * Nothing runs until the next `flush()` (or read).
+   * Records one dispatch of `program` with its buffers named as the kernel's bindings are
+   * (a missing or unknown name throws, naming it). Nothing runs until the next `flush()`
+   * (or read).
    */
-  run(program: Program, bindings: readonly (Tensor | GPUBuffer)[]): void {
+  run(program: Program, bindings: Bindings): void {
     this.checkHealthy();
     const pipeline = this.pipeline(program);
-    const entries = bindings.map((b, binding) => {
+    const { face, layout } = this.#kernel(program.kernel);
+    const entries = orderBindings(face, bindings).map((b, binding) => {
       const buffer = b instanceof Tensor ? b.buffer : b;
       this.#pending.add(buffer);
       return { binding, resource: { buffer } };
     });
-    const bindGroup = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    this.onDispatch?.(program);
     const pass = this.#profile ? this.#timedPass() : this.#computePass();
     this.#profile?.programs.push(program);
     pass.setPipeline(pipeline);
@@ -325,9 +392,9 @@ export class Engine {
   /** Records a kernel that sets every 32-bit word of `t` (padding included) to `bits`. */
   fillBits(t: Tensor, bits: number): void {
     const words = t.buffer.size / 4;
-    this.run({ kernel: "fill.wgsl", constants: { N: words, BITS: bits }, dispatch: grid(words) }, [
-      t,
-    ]);
+    this.run({ kernel: "fill.wgsl", constants: { N: words, BITS: bits }, dispatch: grid(words) }, {
+      y: t,
+    });
   }
 
   /** A new tensor holding `data` (length must equal the shape's size). */
@@ -472,7 +539,7 @@ export class Engine {
     }
     const y = this.empty(a.shape);
     const n4 = Math.ceil(a.size / 4);
-    this.run({ kernel: "add.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, [a, b, y]);
+    this.run({ kernel: "add.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, { a, b, y });
     return y;
   }
 

@@ -120,7 +120,7 @@ export class Adam {
         kernel: "adam.wgsl",
         constants: { N4: n4, BETA1: this.beta1, BETA2: this.beta2, EPS: this.eps },
         dispatch: grid(n4),
-      }, [this.#stepParams, gradList[i], p, this.#m[i], this.#v[i]]);
+      }, { params: this.#stepParams, grad: gradList[i], p, m: this.#m[i], v: this.#v[i] });
     });
     this.#step = t;
   }

@@ -19,7 +19,7 @@ import { encodeGrayPng, encodeRgbPng } from "./data/png.ts";
 import { renderHand, sampleSubject, type SynthSubject } from "./data/synth.ts";
 import { hashKey, mulberry32 } from "./data/util.ts";
 import type { TapeEntry } from "./autograd.ts";
-import { Engine, type Program, readKernelFile } from "./engine.ts";
+import { Engine, type Program } from "./engine.ts";
 import { convFlops } from "./geometry.ts";
 import { getConfig, headLayer, type ModelConfig, planLayers } from "./models.ts";
 import { BoneAgeNet } from "./nn.ts";
@@ -332,47 +332,6 @@ const SOURCES: Record<string, [string, string]> = {
   l1Loss: ["src/ops/loss.ts", "src/ref/loss.ts"],
   adam: ["src/optim.ts", "src/ref/optim.ts"],
 };
-
-// ---- workgroup sizes from the WGSL source ------------------------------------------------
-
-const workgroupSizes = new Map<string, { tokens: string[]; defaults: Map<string, number> }>();
-
-/**
- * The `@workgroup_size` of a kernel's entry point, read from its WGSL source: literal sizes
- * as written, `override` names from the program's constants or the override's default.
- */
-export function workgroupSizeOf(
-  program: Program,
-  loadKernel: (file: string) => string = readKernelFile,
-): [number, number, number] {
-  const entry = program.entryPoint ?? "main";
-  const key = `${program.kernel}:${entry}`;
-  let parsed = workgroupSizes.get(key);
-  if (!parsed) {
-    const src = loadKernel(program.kernel);
-    const re = /@workgroup_size\(([^)]*)\)\s*fn\s+(\w+)/g;
-    let tokens: string[] | null = null;
-    for (const m of src.matchAll(re)) {
-      if (m[2] === entry) tokens = m[1].split(",").map((t) => t.trim()).filter(Boolean);
-    }
-    if (!tokens) throw new Error(`${program.kernel}: no @workgroup_size on entry point ${entry}`);
-    const defaults = new Map<string, number>();
-    for (const m of src.matchAll(/override\s+(\w+)\s*(?::\s*\w+)?\s*=\s*([0-9.eE+-]+)/g)) {
-      defaults.set(m[1], Number(m[2]));
-    }
-    parsed = { tokens, defaults };
-    workgroupSizes.set(key, parsed);
-  }
-  const value = (t: string) => {
-    const literal = /^(\d+)[ui]?$/.exec(t);
-    if (literal) return Number(literal[1]);
-    const v = program.constants?.[t] ?? parsed!.defaults.get(t);
-    if (v === undefined) throw new Error(`${program.kernel}: workgroup size ${t} has no value`);
-    return v;
-  };
-  const [x = 1, y = 1, z = 1] = parsed.tokens.map(value);
-  return [x, y, z];
-}
 
 // ---- comparing with the reference -------------------------------------------------------
 
@@ -843,11 +802,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
 
     // Programs as they are recorded (works with or without timestamp queries).
     const programs: Program[] = [];
-    const run = e.run;
-    e.run = (program, bindings) => {
-      programs.push(program);
-      run.call(e, program, bindings);
-    };
+    e.onDispatch = (program) => programs.push(program);
     const count = () => programs.length;
 
     if (warmup) {
@@ -883,7 +838,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
     // Submits the step (stopProfile adds the copy of the timestamps to the same submit).
     const timed = profiling ? await e.stopProfile() : (e.flush(), null);
     const submits = e.stats.submits - submits0;
-    delete (e as { run?: unknown }).run;
+    e.onDispatch = null;
     await e.sync();
     if (timed && timed.length !== programs.length) {
       throw new Error(`tour: ${timed.length} timed dispatches for ${programs.length} recorded`);
@@ -903,7 +858,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
           number,
           number,
         ];
-        const workgroupSize = workgroupSizeOf(p);
+        const workgroupSize = e.workgroupSize(p);
         return {
           kernel: p.kernel,
           entryPoint: p.entryPoint ?? "main",
@@ -1085,7 +1040,7 @@ export async function runTour(options: TourOptions = {}): Promise<TourResult> {
       pictures,
     };
   } finally {
-    delete (e as { run?: unknown }).run;
+    e.onDispatch = null;
     if (ownEngine) e.destroy();
     else {
       owned.forEach((t) => t.dispose());
@@ -1194,7 +1149,7 @@ export function formatOp(
     (op.detail ? `: ${op.detail}` : "");
   const lines = [`${title} ${"-".repeat(Math.max(2, 97 - title.length))}`];
   if (withGloss) lines.push(`    what: ${opGloss(op.op, op.stage)}`);
-  if (withGloss && op.dispatches.some((d) => d.kernel.startsWith("conv2d_rows"))) {
+  if (withGloss && op.dispatches.some((d) => d.kernel.startsWith("generated/conv2d_rows"))) {
     lines.push(
       "    note: on a CPU adapter each invocation of a rows kernel computes whole output rows:",
       "          few, fat invocations (src/ops/conv2d_kernels.ts explains why)",

@@ -5,10 +5,11 @@
  *
  * The server binds 127.0.0.1 and answers only GET and HEAD for a fixed set of files: the
  * page (`web/`), its bundle (`deno task bundle`, run first by `deno task serve`), the
- * kernels (`kernels/*.wgsl`, as they are), the image decoders' wasm and the checkpoint's
- * `best.json` and `best.safetensors`. It has no route that accepts data, so the radiograph,
- * which the page reads locally, has nowhere to go; a Content-Security-Policy keeps the page
- * from talking to any other origin. Every request is logged, one line each.
+ * kernels (`kernels/`, its `generated/` and `include/` folders, as they are), the image
+ * decoders' wasm and the checkpoint's `best.json` and `best.safetensors`. It has no route
+ * that accepts data, so the radiograph, which the page reads locally, has nowhere to go; a
+ * Content-Security-Policy keeps the page from talking to any other origin. Every request is
+ * logged, one line each.
  *
  * @module
  */
@@ -82,14 +83,18 @@ const CSP = [
 ].join("; ");
 
 /** Kernel file names as the engine asks for them; anything else is not served. */
-const KERNEL_NAME = /^[a-z0-9_]+\.wgsl$/;
+const KERNEL_NAME = /^(?:(?:generated|include)\/)?[a-z0-9_]+\.wgsl$/;
 
-/** Lists `kernels/*.wgsl` (the page preloads all of them; see `src/browser/kernels.ts`). */
+/**
+ * Lists `kernels/*.wgsl` with the generated kernels and the included snippets (the page
+ * preloads all of them; see `src/browser/kernels.ts`).
+ */
 function kernelIndex(): string[] {
-  return [...Deno.readDirSync(join(ROOT, "kernels"))]
-    .filter((e) => e.isFile && KERNEL_NAME.test(e.name))
-    .map((e) => e.name)
-    .sort();
+  return ["", "generated/", "include/"].flatMap((folder) =>
+    [...Deno.readDirSync(join(ROOT, "kernels", folder))]
+      .filter((e) => e.isFile && KERNEL_NAME.test(folder + e.name))
+      .map((e) => folder + e.name)
+  ).sort();
 }
 
 /** URL path -> file on disk, for every file the server will ever send. */

@@ -173,7 +173,7 @@ const waitIdle = (page: Page) =>
 /** The page's notion of a page asset: anything the server routes other than an image. */
 function isPageAsset(path: string): boolean {
   return path === "/" || path === "/style.css" || /^\/app\.js(\.map)?$/.test(path) ||
-    /^\/kernels\/[a-z0-9_]+\.(wgsl|json)$/.test(path) ||
+    /^\/kernels\/((generated|include)\/)?[a-z0-9_]+\.(wgsl|json)$/.test(path) ||
     /^\/checkpoint\/best\.(json|safetensors)$/.test(path) ||
     /^\/checkpoint\/keypoints\/keypoints\.(json|safetensors)$/.test(path) ||
     /^\/vendor\/imagescript\/any\/(jpeg|png)\.wasm$/.test(path);

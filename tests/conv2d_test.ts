@@ -189,15 +189,17 @@ Deno.test("generated conv2d kernels match src/ops/conv2d_kernels.ts", () => {
 Deno.test("conv2dPrograms names the kernels that compute each pass", () => {
   const cpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 });
   const kernels = (ps: { kernel: string }[]) => ps.map((p) => p.kernel).join(" ");
-  if (cpu.forward.kernel !== "conv2d_rows_vec4.wgsl") throw new Error(cpu.forward.kernel);
-  if (kernels(cpu.backwardData) !== "conv2d_flip_weights.wgsl conv2d_rows_vec4.wgsl") {
+  if (cpu.forward.kernel !== "generated/conv2d_rows_vec4.wgsl") throw new Error(cpu.forward.kernel);
+  if (kernels(cpu.backwardData) !== "conv2d_flip_weights.wgsl generated/conv2d_rows_vec4.wgsl") {
     throw new Error(kernels(cpu.backwardData));
   }
-  if (kernels(cpu.backwardWeight) !== "conv2d_wgrad_vec4.wgsl") {
+  if (kernels(cpu.backwardWeight) !== "generated/conv2d_wgrad_vec4.wgsl") {
     throw new Error(kernels(cpu.backwardWeight));
   }
   const first = conv2dPrograms([32, 96, 96, 1], [3, 3, 1, 16], { padding: 1 });
-  if (first.forward.kernel !== "conv2d_rows_scalar.wgsl") throw new Error(first.forward.kernel);
+  if (first.forward.kernel !== "generated/conv2d_rows_scalar.wgsl") {
+    throw new Error(first.forward.kernel);
+  }
   const gpu = conv2dPrograms([32, 96, 96, 16], [3, 3, 16, 16], { padding: 1 }, "generic");
   if (gpu.forward.kernel !== "conv2d_forward_generic.wgsl") throw new Error(gpu.forward.kernel);
   // dL/dx of a stride-1 conv is a forward conv of dy with flipped weights; with a stride it

@@ -154,7 +154,7 @@ gpuTest(
   },
 );
 
-gpuTest("planLayers: the model's parameters and its trunk output follow the plan", async (e) => {
+gpuTest("planLayers: the model's parameters and its trunk output follow the plan", (e) => {
   for (const config of Object.values(CONFIGS)) {
     const model = new BoneAgeNet(e, config, 3);
     const shapes = new Map(model.namedTensors().map((n) => [n.name, n.tensor.shape]));

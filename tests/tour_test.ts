@@ -16,7 +16,6 @@ import {
   saveTourImages,
   TOUR_TOLERANCE,
   type TourResult,
-  workgroupSizeOf,
 } from "../src/tour.ts";
 import { decodePng, encodeGrayPng } from "../src/data/png.ts";
 import { mulberry32 } from "../src/data/util.ts";
@@ -103,13 +102,6 @@ tourTest("every listed kernel exists under kernels/ with the listed workgroup si
   }
   assert.equal(dispatches, r.dispatchCount, "every recorded dispatch belongs to one op");
   assert.equal(r.submits, 1, "the step is one queue submit");
-  // The parser follows override constants and literals.
-  assert.deepEqual(workgroupSizeOf({ kernel: "relu_forward.wgsl", dispatch: [1] }), [64, 1, 1]);
-  assert.deepEqual(
-    workgroupSizeOf({ kernel: "relu_forward.wgsl", constants: { WG: 32 }, dispatch: [1] }),
-    [32, 1, 1],
-  );
-  assert.deepEqual(workgroupSizeOf({ kernel: "conv2d_rows_vec4.wgsl", dispatch: [1] }), [16, 1, 1]);
 });
 
 tourTest("the narration fits 100 columns and names every op", (r) => {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Engine, grid, WG } from "../engine.ts";
+import { type Engine, grid } from "../engine.ts";
 import { timeRecorded } from "./timing.ts";
 
 /** Options of {@link measurePeakGflops}. */
@@ -39,11 +39,11 @@ export async function measurePeakGflops(
   const out = engine.empty([invocations, 4], "fma_peak.out");
   const program = {
     kernel: "fma_peak.wgsl",
-    constants: { N: invocations, ITERS: iters, WG },
+    constants: { N: invocations, ITERS: iters },
     dispatch: grid(invocations),
   };
   try {
-    const ms = await timeRecorded(engine, () => engine.run(program, [out]), {
+    const ms = await timeRecorded(engine, () => engine.run(program, { y: out }), {
       repeats: 1,
       runs: options.repeats ?? 5,
     });

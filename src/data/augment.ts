@@ -330,7 +330,8 @@ export class Augmenter {
       kernel: KERNEL,
       constants: { S, O: outSide },
       dispatch: [Math.ceil(outSide / TILE_X), Math.ceil(outSide / TILE_Y), count],
-    }, [pixels, params, y]);
+      workgroupSize: [TILE_X, TILE_Y],
+    }, { pixels, params, y });
     return y;
   }
 }

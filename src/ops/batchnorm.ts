@@ -94,24 +94,24 @@ export function batchNorm2d(
   const invstd = e.empty([C]);
   if (training) {
     const sq = e.empty(x.shape);
-    e.run(elementwise("batchnorm2d_sqdev.wgsl"), [x, mean, sq]);
+    e.run(elementwise("batchnorm2d_sqdev.wgsl"), { x, mean, sq });
     const variance = sumMiddle(sq, 1, M, C, 1 / M, [C]);
     sq.dispose();
     e.run({
       kernel: "batchnorm2d_train_stats.wgsl",
       constants: { C, EPS: eps, MOMENTUM: momentum, UNBIAS: M / (M - 1) },
       dispatch: grid(C),
-    }, [mean, variance, invstd, running.mean, running.variance]);
+    }, { mean, variance, invstd, runMean: running.mean, runVar: running.variance });
     variance.dispose();
   } else {
     e.run({
       kernel: "batchnorm2d_eval_stats.wgsl",
       constants: { C, EPS: eps },
       dispatch: grid(C),
-    }, [running.mean, running.variance, mean, invstd]);
+    }, { runMean: running.mean, runVar: running.variance, mean, invstd });
   }
   const y = e.empty(x.shape);
-  e.run(elementwise("batchnorm2d_forward.wgsl"), [x, mean, invstd, gamma, beta, y]);
+  e.run(elementwise("batchnorm2d_forward.wgsl"), { x, mean, invstd, gamma, beta, y });
 
   e.tape.record("batchNorm2d", [x, gamma, beta], y, (dy, needs) => {
     assertSameShape("batchNorm2d backward", dy, x, ["gradient", "input"]);
@@ -121,7 +121,7 @@ export function batchNorm2d(
     let sumDyXhat: Tensor | null = null;
     if (needGamma || (training && needX)) {
       const p = e.empty(x.shape);
-      e.run(elementwise("batchnorm2d_dyxhat.wgsl"), [x, dy, mean, invstd, p]);
+      e.run(elementwise("batchnorm2d_dyxhat.wgsl"), { x, dy, mean, invstd, p });
       sumDyXhat = sumMiddle(p, 1, M, C, 1, [C]);
       p.dispose();
     }
@@ -131,10 +131,10 @@ export function batchNorm2d(
       if (training) {
         e.run(
           elementwise("batchnorm2d_backward.wgsl", { INV_M: 1 / M }),
-          [x, dy, mean, invstd, gamma, sumDy!, sumDyXhat!, dx],
+          { x, dy, mean, invstd, gamma, sumDy: sumDy!, sumDyXhat: sumDyXhat!, dx },
         );
       } else {
-        e.run(elementwise("batchnorm2d_backward_eval.wgsl"), [dy, invstd, gamma, dx]);
+        e.run(elementwise("batchnorm2d_backward_eval.wgsl"), { dy, invstd, gamma, dx });
       }
     }
     if (!needGamma) sumDyXhat?.dispose();

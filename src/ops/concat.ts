@@ -25,7 +25,7 @@ export function concatFeatures(a: Tensor, b: Tensor): Tensor {
   const n4 = Math.ceil((N * T) / 4);
   e.run(
     { kernel: "concat_forward.wgsl", constants: { N, A, B }, dispatch: grid(n4) },
-    [a, b, y],
+    { a, b, y },
   );
   e.tape.record("concatFeatures", [a, b], y, (dy, needs) => {
     const slice = (OFF: number, W: number) => {
@@ -35,7 +35,7 @@ export function concatFeatures(a: Tensor, b: Tensor): Tensor {
         kernel: "concat_backward.wgsl",
         constants: { N, T, OFF, W },
         dispatch: grid(m4),
-      }, [dy, dx]);
+      }, { dy, dx });
       return dx;
     };
     return [needs[0] ? slice(0, A) : null, needs[1] ? slice(A, B) : null];

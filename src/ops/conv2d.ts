@@ -25,10 +25,10 @@
  * @module
  */
 import { type ConvGeometry, outputSize } from "../geometry.ts";
-import { type Engine, grid, type Program } from "../engine.ts";
+import { type Bindings, type Engine, grid, type Program } from "../engine.ts";
 import { assertRank, type Shape, showShape, type Tensor } from "../tensor.ts";
 import { CONV_KERNEL_VARIANTS, type ConvKernelVariant, ROWS_WG } from "./conv2d_kernels.ts";
-import { matmulProgram } from "./linear.ts";
+import { matmulBindings, matmulProgram } from "./linear.ts";
 import { sumMiddle } from "./reduce.ts";
 
 /** Stride and zero padding, the same along both spatial axes. */
@@ -81,12 +81,15 @@ export function conv2dGeometry(
 
 // ---- plans: which kernel, which constants, how many workgroups -------------------------
 
-/** A kernel launch; `params` (for generated kernels) becomes binding 0. */
+/**
+ * A kernel launch; `params` (for generated kernels) is bound as `params`. The callers name
+ * their buffers as the convolution kernels do (`x, w, bias, y` forward, `dy, w, dx` for dL/dx,
+ * `x, dy, part` for dL/dw); `bind` renames them for a kernel that names them otherwise.
+ */
 interface Launch {
   program: Program;
   params?: Uint32Array;
-  /** Maps the convolution's bindings (e.g. `[x, w, bias, y]`) to the kernel's, if they differ. */
-  bind?: <T>(bindings: T[]) => T[];
+  bind?: (buffers: Bindings) => Bindings;
 }
 
 /**
@@ -97,11 +100,6 @@ interface Launch {
 function pointwise(g: Conv2dGeometry): boolean {
   return g.KH === 1 && g.KW === 1 && g.stride === 1 && g.padding === 0;
 }
-
-/** `matmul.wgsl` takes `[A, A, B, B, bias, C]`: from the forward pass's `[x, w, bias, y]`. */
-const withBias = <T>([a, b, bias, c]: T[]): T[] => [a, a, b, b, bias, c];
-/** ... and from the backward passes' `[A, B, C]` (the unread bias slot holds A). */
-const noBias = <T>([a, b, c]: T[]): T[] => [a, a, b, b, a, c];
 
 const variant = (file: string): ConvKernelVariant =>
   CONV_KERNEL_VARIANTS.find((v) => v.file === file)!;
@@ -138,7 +136,9 @@ function rowsLaunch(
   pad: number,
   hasBias: boolean,
 ): Launch {
-  const v = variant(cin % 4 === 0 ? "conv2d_rows_vec4.wgsl" : "conv2d_rows_scalar.wgsl");
+  const v = variant(
+    cin % 4 === 0 ? "generated/conv2d_rows_vec4.wgsl" : "generated/conv2d_rows_scalar.wgsl",
+  );
   const OH = H + 2 * pad - 2;
   const OW = W + 2 * pad - 2;
   const blocks = Math.ceil(cout / 4 / v.cout4Block);
@@ -146,7 +146,7 @@ function rowsLaunch(
   const R = groupsPerInvocation(groups, OW * v.rowsPerStep, blocks);
   const lanes = Math.ceil(groups / R) * blocks;
   return {
-    program: { kernel: v.file, dispatch: grid(lanes, ROWS_WG) },
+    program: { kernel: v.file, workgroupSize: [ROWS_WG], dispatch: grid(lanes, ROWS_WG) },
     params: Uint32Array.of(N, H, W, cin, cout, pad, OH, OW, R, hasBias ? 1 : 0, 0, 0),
   };
 }
@@ -155,7 +155,7 @@ function forwardLaunch(g: Conv2dGeometry, hasBias: boolean, kernels: ConvKernels
   if (pointwise(g)) {
     return {
       program: matmulProgram(g.N * g.H * g.W, g.Cout, g.Cin, false, false, hasBias),
-      bind: withBias,
+      bind: ({ x, w, bias, y }) => matmulBindings(x, w, bias, y),
     };
   }
   if (fastPath(g, kernels) && g.Cout % 4 === 0) {
@@ -200,7 +200,7 @@ function backwardDataLaunches(g: Conv2dGeometry, kernels: ConvKernels): Launch[]
     // dx [pixels, Cin] = dy [pixels, Cout] @ w^T, w stored [Cin, Cout].
     return [{
       program: matmulProgram(g.N * g.H * g.W, g.Cin, g.Cout, false, true, false),
-      bind: noBias,
+      bind: ({ dy, w, dx }) => matmulBindings(dy, w, null, dx),
     }];
   }
   const transposable = g.stride === 1 && g.KH === g.KW && g.padding <= g.KH - 1;
@@ -247,10 +247,13 @@ function backwardWeightLaunch(
   if (pointwise(g)) {
     // dw [Cin, Cout] = x^T @ dy, x stored [pixels, Cin]: one "range" of partial sums.
     const program = matmulProgram(g.Cin, g.Cout, g.N * g.H * g.W, true, false, false);
-    return { launch: { program, bind: noBias }, ranges: 1 };
+    const bind = ({ x, dy, part }: Bindings) => matmulBindings(x, dy, null, part);
+    return { launch: { program, bind }, ranges: 1 };
   }
   if (fastPath(g, kernels) && g.Cout % 4 === 0) {
-    const v = variant(g.Cin % 4 === 0 ? "conv2d_wgrad_vec4.wgsl" : "conv2d_wgrad_scalar.wgsl");
+    const v = variant(
+      g.Cin % 4 === 0 ? "generated/conv2d_wgrad_vec4.wgsl" : "generated/conv2d_wgrad_scalar.wgsl",
+    );
     const blocks = Math.ceil(g.Cin / v.cinBlock) * Math.ceil(g.Cout / 4 / v.cout4Block);
     // Enough invocations to fill the machine, while the partial sums stay under 4 Mi floats.
     const groups = g.N * Math.ceil(g.OH / v.rowsPerStep);
@@ -260,7 +263,11 @@ function backwardWeightLaunch(
     const ranges = Math.ceil(groups / R);
     return {
       launch: {
-        program: { kernel: v.file, dispatch: grid(ranges * blocks, ROWS_WG) },
+        program: {
+          kernel: v.file,
+          workgroupSize: [ROWS_WG],
+          dispatch: grid(ranges * blocks, ROWS_WG),
+        },
         params: Uint32Array.of(g.N, g.H, g.W, g.Cin, g.Cout, g.padding, g.OH, g.OW, R, 0, 0, 0),
       },
       ranges,
@@ -348,9 +355,9 @@ function paramsBuffer(e: Engine, values: Uint32Array): GPUBuffer {
   return buffer;
 }
 
-function launch(e: Engine, l: Launch, bindings: (Tensor | GPUBuffer)[]): void {
-  const bound = l.bind ? l.bind(bindings) : bindings;
-  e.run(l.program, l.params ? [paramsBuffer(e, l.params), ...bound] : bound);
+function launch(e: Engine, l: Launch, buffers: Bindings): void {
+  const named = l.bind ? l.bind(buffers) : buffers;
+  e.run(l.program, l.params ? { params: paramsBuffer(e, l.params), ...named } : named);
 }
 
 function checkDy(op: string, dy: Tensor, g: Conv2dGeometry): void {
@@ -379,8 +386,8 @@ export function conv2dForward(
   }
   const e = x.engine;
   const y = e.empty([g.N, g.OH, g.OW, g.Cout]);
-  // Without a bias the kernels never read binding 2, but it must be bound: w stands in.
-  launch(e, forwardLaunch(g, bias !== null, e.kernels), [x, w, bias ?? w, y]);
+  // Without a bias the kernels never read it, but the binding must hold a buffer: w's.
+  launch(e, forwardLaunch(g, bias !== null, e.kernels), { x, w, bias: bias ?? w, y });
   return y;
 }
 
@@ -400,11 +407,12 @@ export function conv2dBackwardData(
   const dx = e.empty([g.N, g.H, g.W, g.Cin]);
   const launches = backwardDataLaunches(g, e.kernels);
   if (launches.length === 1) {
-    launch(e, launches[0], [dy, w, dx]);
+    launch(e, launches[0], { dy, w, dx });
   } else {
     const wt = e.empty([g.KH, g.KW, g.Cout, g.Cin]);
-    launch(e, launches[0], [w, wt]);
-    launch(e, launches[1], [dy, wt, wt, dx]);
+    launch(e, launches[0], { w, wt });
+    // The forward kernel over dy with the flipped weights (no bias; wt fills its binding).
+    launch(e, launches[1], { x: dy, w: wt, bias: wt, y: dx });
     wt.dispose();
   }
   return dx;
@@ -427,11 +435,11 @@ export function conv2dBackwardWeight(
   const { launch: l, ranges } = backwardWeightLaunch(g, e.kernels);
   if (ranges === 1) {
     const dw = e.empty([...wShape]);
-    launch(e, l, [x, dy, dw]);
+    launch(e, l, { x, dy, part: dw });
     return dw;
   }
   const part = e.empty([ranges, size]);
-  launch(e, l, [x, dy, part]);
+  launch(e, l, { x, dy, part });
   const dw = sumMiddle(part, 1, ranges, size, 1, wShape);
   part.dispose();
   return dw;

@@ -68,10 +68,10 @@ export function dropout(x: Tensor, p: number, seed: number | Tensor, training: b
     dispatch: grid(n4),
   };
   const y = e.empty(x.shape);
-  e.run(program, [seedTensor, x, y]);
+  e.run(program, { params: seedTensor, x, y });
   e.tape.record("dropout", [x], y, (dy) => {
     const dx = e.empty(x.shape);
-    e.run(program, [seedTensor, dy, dx]);
+    e.run(program, { params: seedTensor, x: dy, y: dx });
     return [dx];
   });
   return y;

@@ -15,7 +15,7 @@ function binary(kernel: string, a: Tensor, b: Tensor): Tensor {
   const e = a.engine;
   const n4 = Math.ceil(a.size / 4);
   const y = e.empty(a.shape);
-  e.run({ kernel, constants: { N4: n4 }, dispatch: grid(n4) }, [a, b, y]);
+  e.run({ kernel, constants: { N4: n4 }, dispatch: grid(n4) }, { a, b, y });
   return y;
 }
 
@@ -23,7 +23,7 @@ function scaled(x: Tensor, s: number): Tensor {
   const e = x.engine;
   const n4 = Math.ceil(x.size / 4);
   const y = e.empty(x.shape);
-  e.run({ kernel: "scale.wgsl", constants: { N4: n4, S: s }, dispatch: grid(n4) }, [x, y]);
+  e.run({ kernel: "scale.wgsl", constants: { N4: n4, S: s }, dispatch: grid(n4) }, { x, y });
   return y;
 }
 

@@ -17,10 +17,10 @@ export function elu(x: Tensor, alpha = 1): Tensor {
   const n4 = Math.ceil(x.size / 4);
   const constants = { N4: n4, ALPHA: alpha };
   const y = e.empty(x.shape);
-  e.run({ kernel: "elu_forward.wgsl", constants, dispatch: grid(n4) }, [x, y]);
+  e.run({ kernel: "elu_forward.wgsl", constants, dispatch: grid(n4) }, { x, y });
   e.tape.record("elu", [x], y, (dy) => {
     const dx = e.empty(x.shape);
-    e.run({ kernel: "elu_backward.wgsl", constants, dispatch: grid(n4) }, [x, dy, dx]);
+    e.run({ kernel: "elu_backward.wgsl", constants, dispatch: grid(n4) }, { x, dy, dx });
     return [dx];
   });
   return y;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { grid, type Program } from "../engine.ts";
+import { type Bindings, grid, type Program } from "../engine.ts";
 import { assertRank, showShape, type Tensor } from "../tensor.ts";
 import { sumMiddle } from "./reduce.ts";
 
@@ -21,7 +21,7 @@ export interface MatmulOptions {
 
 /**
  * The `matmul.wgsl` launch computing `C [M, N] = op(A) @ op(B) (+ bias)` with inner size `K`.
- * Its bindings are `[A, A, B, B, bias, C]` (each matrix once as vec4s, once as floats).
+ * Bound by {@link matmulBindings}.
  */
 export function matmulProgram(
   M: number,
@@ -50,6 +50,20 @@ export function matmulProgram(
 }
 
 /**
+ * The bindings of `matmul.wgsl` for `a @ b (+ bias) -> c`: `a4`/`a1` and `b4`/`b1` are vec4
+ * and scalar views of one buffer each. Without a bias (`HAS_BIAS` 0) the kernel never reads
+ * that binding, but it must hold a buffer: a's.
+ */
+export function matmulBindings(
+  a: Bindings[string],
+  b: Bindings[string],
+  bias: Bindings[string] | null,
+  c: Bindings[string],
+): Bindings {
+  return { a4: a, a1: a, b4: b, b1: b, bias: bias ?? a, c };
+}
+
+/**
  * `op(a) @ op(b) (+ bias)` for rank-2 tensors, where `op` transposes when asked. Returns
  * `[M, N]`. Not recorded on the tape (see {@link linear}).
  */
@@ -71,15 +85,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   }
   const e = a.engine;
   const c = e.empty([M, N]);
-  // The bias slot must hold some read-only buffer; without a bias the kernel never reads it.
-  e.run(matmulProgram(M, N, Ka, transposeA, transposeB, bias !== null), [
-    a,
-    a,
-    b,
-    b,
-    bias ?? a,
-    c,
-  ]);
+  e.run(
+    matmulProgram(M, N, Ka, transposeA, transposeB, bias !== null),
+    matmulBindings(a, b, bias, c),
+  );
   return c;
 }
 

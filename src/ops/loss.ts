@@ -24,7 +24,7 @@ function meanLoss(op: keyof typeof KIND, pred: Tensor, target: Tensor, delta = 1
     kernel: "loss_forward.wgsl",
     constants: { N4: n4, KIND: kind, DELTA: delta },
     dispatch: grid(n4),
-  }, [pred, target, perElement]);
+  }, { pred, tgt: target, y: perElement });
   const loss = sumMiddle(perElement, 1, n, 1, 1 / n, [1]);
   perElement.dispose();
   e.tape.record(op, [pred, target], loss, (dLoss, needs) =>
@@ -35,7 +35,7 @@ function meanLoss(op: keyof typeof KIND, pred: Tensor, target: Tensor, delta = 1
         kernel: "loss_backward.wgsl",
         constants: { N4: n4, KIND: kind, DELTA: delta, INV_N: 1 / n, SIGN: sign },
         dispatch: grid(n4),
-      }, [dLoss, pred, target, g]);
+      }, { dloss: dLoss, pred, tgt: target, grad: g });
       return g;
     }));
   return loss;

@@ -94,11 +94,11 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const y = e.empty(outShape);
   // u32 window offsets kh*K + kw; a Tensor is just a 4-byte-per-element buffer here.
   const argmax = e.empty(outShape, "maxPool2d.argmax(u32)");
-  e.run(poolProgram("maxpool2d_forward", g, y.size), [x, y, argmax]);
+  e.run(poolProgram("maxpool2d_forward", g, y.size), { x, y, argmax });
   e.tape.record("maxPool2d", [x], y, (dy) => {
     checkGradShape("maxPool2d", dy, outShape);
     const dx = e.empty(x.shape);
-    e.run(poolProgram("maxpool2d_backward", g, x.size), [dy, argmax, dx]);
+    e.run(poolProgram("maxpool2d_backward", g, x.size), { dy, argmax, dx });
     return [dx];
   });
   // Not recorded (x needs no gradient, or inside noGrad): nothing will read the positions.
@@ -115,11 +115,11 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
   const g = poolGeometry("avgPool2d", x, options);
   const outShape = [g.N, g.OH, g.OW, g.C];
   const y = e.empty(outShape);
-  e.run(poolProgram("avgpool2d_forward", g, y.size), [x, y]);
+  e.run(poolProgram("avgpool2d_forward", g, y.size), { x, y });
   e.tape.record("avgPool2d", [x], y, (dy) => {
     checkGradShape("avgPool2d", dy, outShape);
     const dx = e.empty(x.shape);
-    e.run(poolProgram("avgpool2d_backward", g, x.size), [dy, dx]);
+    e.run(poolProgram("avgpool2d_backward", g, x.size), { dy, dx });
     return [dx];
   });
   return y;
@@ -140,7 +140,7 @@ export function globalAvgPool(x: Tensor): Tensor {
       kernel: "global_avgpool_backward.wgsl",
       constants: { N, HW, C, INV_HW: 1 / HW },
       dispatch: grid(n4),
-    }, [dy, dx]);
+    }, { dy, dx });
     return [dx];
   });
   return y;

@@ -47,7 +47,7 @@ export function sumMiddle(
         constants: { B, R: rows, C, CHUNK, SCALE },
         dispatch: grid(B * S * C),
       };
-    e.run(program, [current, out]);
+    e.run(program, { x: current, y: out });
     if (current !== x) current.dispose();
     current = out;
     rows = S;

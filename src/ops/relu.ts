@@ -12,10 +12,14 @@ export function relu(x: Tensor): Tensor {
   const e = x.engine;
   const n4 = Math.ceil(x.size / 4);
   const y = e.empty(x.shape);
-  e.run({ kernel: "relu_forward.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, [x, y]);
+  e.run({ kernel: "relu_forward.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, { x, y });
   e.tape.record("relu", [x], y, (dy) => {
     const dx = e.empty(x.shape);
-    e.run({ kernel: "relu_backward.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, [x, dy, dx]);
+    e.run({ kernel: "relu_backward.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, {
+      x,
+      dy,
+      dx,
+    });
     return [dx];
   });
   return y;

@@ -11,7 +11,7 @@ function copy(x: Tensor, shape: Shape): Tensor {
   const e = x.engine;
   const y = e.empty(shape);
   const n4 = Math.ceil(x.size / 4);
-  e.run({ kernel: "copy.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, [x, y]);
+  e.run({ kernel: "copy.wgsl", constants: { N4: n4 }, dispatch: grid(n4) }, { x, y });
   return y;
 }
 
