@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { Tape } from "./autograd.ts";
+import { type GradientObserver, Tape } from "./autograd.ts";
 import { type Gpu, type GpuInfo, requestGpu } from "./device.ts";
 import { BufferPool, roundBytes } from "./pool.ts";
 import { type Shape, showShape, sizeOf, Tensor } from "./tensor.ts";
@@ -506,9 +506,15 @@ export class Engine {
   /**
    * Gradients of `loss` (summed over its elements) with respect to each of `wrt`; clears the
    * tape. With `seed`, the gradient flowing into `loss` (its shape) instead of ones: the
-   * vector-Jacobian product, which is how an op's backward is tested on its own.
+   * vector-Jacobian product, which is how an op's backward is tested on its own. `observe`
+   * sees every entry's backward as it is recorded (see `Tape.gradients`).
    */
-  gradients(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Map<Tensor, Tensor> {
+  gradients(
+    loss: Tensor,
+    wrt: readonly Tensor[],
+    seed?: Tensor,
+    observe?: GradientObserver,
+  ): Map<Tensor, Tensor> {
     if (!loss.requiresGrad) {
       throw new Error("gradients: the loss does not depend on any tensor that requires a gradient");
     }
@@ -524,6 +530,7 @@ export class Engine {
       wrt,
       seed ?? this.full(loss.shape, 1),
       (a, b) => this.add(a, b),
+      observe,
     );
   }
 

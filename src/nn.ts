@@ -37,15 +37,18 @@ interface Named {
 }
 
 type TrunkLayer =
-  | { spec: LayerSpec & { type: "conv" }; weight: Tensor; bias: Tensor | null }
-  | {
-    spec: LayerSpec & { type: "bn" };
-    gamma: Tensor;
-    beta: Tensor;
-    mean: Tensor;
-    variance: Tensor;
-  }
-  | { spec: LayerSpec & { type: "relu" | "elu" | "maxpool" } };
+  & { name: string }
+  & (
+    | { spec: LayerSpec & { type: "conv" }; weight: Tensor; bias: Tensor | null }
+    | {
+      spec: LayerSpec & { type: "bn" };
+      gamma: Tensor;
+      beta: Tensor;
+      mean: Tensor;
+      variance: Tensor;
+    }
+    | { spec: LayerSpec & { type: "relu" | "elu" | "maxpool" } }
+  );
 
 interface DenseLayer {
   weight: Tensor;
@@ -93,9 +96,10 @@ export class BoneAgeNet {
           () => normal() * std,
         );
         const bias = hasBias ? param(`${p}.bias`, [spec.channels], () => 0) : null;
-        this.#trunk.push({ spec, weight, bias });
+        this.#trunk.push({ name: p, spec, weight, bias });
       } else if (spec.type === "bn") {
         this.#trunk.push({
+          name: p,
           spec,
           gamma: param(`${p}.weight`, [channels], () => 1),
           beta: param(`${p}.bias`, [channels], () => 0),
@@ -103,7 +107,10 @@ export class BoneAgeNet {
           variance: param(`${p}.running_var`, [channels], () => 1, false),
         });
       } else {
-        this.#trunk.push({ spec: spec as LayerSpec & { type: "relu" | "elu" | "maxpool" } });
+        this.#trunk.push({
+          name: p,
+          spec: spec as LayerSpec & { type: "relu" | "elu" | "maxpool" },
+        });
       }
     }
     const [h, w, c] = trunkOutputShape(config);
@@ -151,8 +158,25 @@ export class BoneAgeNet {
         }]`,
       );
     }
+    // Each op records the layer it belongs to on the tape (the tour names ops by it).
+    const tape = this.engine.tape;
+    try {
+      return this.#layers(images, male, training, step, tape);
+    } finally {
+      tape.layer = null;
+    }
+  }
+
+  #layers(
+    images: Tensor,
+    male: Tensor | null,
+    training: boolean,
+    step: number,
+    tape: Engine["tape"],
+  ): Tensor {
     let x = images;
     for (const layer of this.#trunk) {
+      tape.layer = layer.name;
       switch (layer.spec.type) {
         case "conv": {
           const { weight, bias } = layer as Extract<TrunkLayer, { weight: Tensor }>;
@@ -178,18 +202,29 @@ export class BoneAgeNet {
       }
     }
     const n = images.shape[0];
-    x = this.config.pool === "global-avg" ? globalAvgPool(x) : reshape(x, [n, x.size / n]);
+    const pooled = this.config.pool === "global-avg";
+    tape.layer = pooled ? "pool" : "flatten";
+    x = pooled ? globalAvgPool(x) : reshape(x, [n, x.size / n]);
     if (usesSex(this.config) !== (male !== null)) {
       throw new Error(
         `${this.config.name} model: ${male ? "takes no sex input" : "needs the sex input [N, 1]"}`,
       );
     }
+    tape.layer = "sex";
     if (male) x = concatFeatures(x, male);
     this.#dense.forEach(({ weight, bias }, i) => {
+      const layer = headLayer(this.config, i);
+      tape.layer = layer;
       x = linear(x, weight, bias);
       if (i < this.#dense.length - 1) {
+        // nn.Sequential numbering: the activation and the dropout are the modules after it.
+        const index = Number(layer.slice("head.".length));
+        tape.layer = `head.${index + 1}`;
         x = this.config.activation === "relu" ? relu(x) : elu(x);
-        if (this.#dropouts[i]) x = this.#dropouts[i].forward(x, (step * 16 + i) >>> 0, training);
+        if (this.#dropouts[i]) {
+          tape.layer = `head.${index + 2}`;
+          x = this.#dropouts[i].forward(x, (step * 16 + i) >>> 0, training);
+        }
       }
     });
     return x;

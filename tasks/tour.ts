@@ -1,7 +1,7 @@
 /**
  * `deno task tour`: one training step of the `small` model on one radiograph, narrated op by
  * op: which `.wgsl` kernel computed each layer and its backward, dispatch sizes, GPU times,
- * and each result next to its float64 CPU twin. The logic lives in `src/tour.ts`.
+ * and each result next to its float64 CPU twin. The logic lives in `src/tour/`.
  *
  *     deno task tour [--image PATH] [--sex M|F] [--age MONTHS] [--save DIR]
  *
@@ -18,7 +18,13 @@ import type { SynthSubject } from "../src/data/synth.ts";
 import { getConfig } from "../src/models.ts";
 import { describePreparation, loadRecipe, prepareRadiograph } from "../src/prepare.ts";
 import { readCheckpointMeta } from "../src/training.ts";
-import { formatTour, runTour, saveTourImages, syntheticRadiograph, TOUR_AGE } from "../src/tour.ts";
+import {
+  formatTour,
+  runTour,
+  saveTourImages,
+  syntheticRadiograph,
+  TOUR_AGE,
+} from "../src/tour/mod.ts";
 import { Engine } from "../src/engine.ts";
 import {
   fail,

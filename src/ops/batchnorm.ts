@@ -140,7 +140,7 @@ export function batchNorm2d(
     if (!needGamma) sumDyXhat?.dispose();
     if (!needBeta) sumDy?.dispose();
     return [dx, needGamma ? sumDyXhat : null, needBeta ? sumDy : null];
-  });
+  }, { M, C, eps, momentum, training });
   // Not recorded (no parameter needs a gradient, or inside noGrad): nothing will read them.
   if (!y.requiresGrad) {
     mean.dispose();

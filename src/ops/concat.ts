@@ -39,6 +39,6 @@ export function concatFeatures(a: Tensor, b: Tensor): Tensor {
       return dx;
     };
     return [needs[0] ? slice(0, A) : null, needs[1] ? slice(A, B) : null];
-  });
+  }, { N, A, B });
   return y;
 }

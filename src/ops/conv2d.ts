@@ -464,10 +464,12 @@ export function conv2d(
   options: Conv2dOptions = {},
 ): Tensor {
   const y = conv2dForward(x, w, bias, options);
+  const { N, H, W, Cin, Cout, KH, KW, stride, padding } = conv2dGeometry(x.shape, w.shape, options);
+  const attrs = { N, H, W, Cin, Cout, KH, KW, stride, padding, hasBias: bias !== null };
   x.engine.tape.record("conv2d", bias ? [x, w, bias] : [x, w], y, (dy, needs) => [
     needs[0] ? conv2dBackwardData(dy, w, x.shape, options) : null,
     needs[1] ? conv2dBackwardWeight(x, dy, w.shape, options) : null,
     bias && needs[2] ? conv2dBackwardBias(dy) : null,
-  ]);
+  ], attrs);
   return y;
 }

@@ -120,6 +120,6 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
     needs[0] ? matmul(dy, w, { transposeB: true }) : null,
     needs[1] ? matmul(x, dy, { transposeA: true }) : null,
     ...(b ? [needs[2] ? sumMiddle(dy, 1, n, out, 1, [out]) : null] : []),
-  ]);
+  ], { N: n, In: w.shape[0], Out: out, hasBias: b !== null });
   return y;
 }

@@ -37,7 +37,7 @@ function meanLoss(op: keyof typeof KIND, pred: Tensor, target: Tensor, delta = 1
         dispatch: grid(n4),
       }, { dloss: dLoss, pred, tgt: target, grad: g });
       return g;
-    }));
+    }), { delta });
   return loss;
 }
 

@@ -100,7 +100,7 @@ export function maxPool2d(x: Tensor, options: Pool2dOptions): Tensor {
     const dx = e.empty(x.shape);
     e.run(poolProgram("maxpool2d_backward", g, x.size), { dy, argmax, dx });
     return [dx];
-  });
+  }, { N: g.N, H: g.H, W: g.W, C: g.C, kernel: g.K, stride: g.S });
   // Not recorded (x needs no gradient, or inside noGrad): nothing will read the positions.
   if (!y.requiresGrad) argmax.dispose();
   return y;
@@ -121,7 +121,7 @@ export function avgPool2d(x: Tensor, options: Pool2dOptions): Tensor {
     const dx = e.empty(x.shape);
     e.run(poolProgram("avgpool2d_backward", g, x.size), { dy, dx });
     return [dx];
-  });
+  }, { N: g.N, H: g.H, W: g.W, C: g.C, kernel: g.K, stride: g.S });
   return y;
 }
 
@@ -142,6 +142,6 @@ export function globalAvgPool(x: Tensor): Tensor {
       dispatch: grid(n4),
     }, { dy, dx });
     return [dx];
-  });
+  }, { N, H, W, C });
   return y;
 }
