@@ -3,13 +3,18 @@
  * linear `[out, in]`), plus a JSON file with everything else needed to continue or to
  * predict: config, normalization statistics, epoch, validation MAE and optimizer state.
  * Writes go to a temporary file first and are renamed into place, so a crash or Ctrl-C
- * never leaves a half-written checkpoint.
+ * never leaves a half-written checkpoint. A run folder holds `last` and `best` checkpoints, the
+ * optimizer's state and `metrics.jsonl` ({@link RUN_FILES}); this module reads and writes all
+ * of them.
  *
  * @module
  */
+
 import { DataError } from "./data/report.ts";
+import type { Engine } from "./engine.ts";
 import { CONFIGS, headLayer, type ModelConfig } from "./models.ts";
-import type { BoneAgeNet } from "./nn.ts";
+import { BoneAgeNet } from "./nn.ts";
+import type { Adam } from "./optim.ts";
 import { parseRecipe, type Recipe } from "./recipe.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 
@@ -315,4 +320,171 @@ export function checkSameGeneration(
       file,
     );
   }
+}
+
+/** One line of `metrics.jsonl`. */
+export interface EpochMetrics {
+  /** Epoch number, from 1. */
+  epoch: number;
+  /** Mean L1 loss over the epoch's training steps, in standardized units. */
+  train_loss: number;
+  /** Same, in months. */
+  train_mae_months: number;
+  /** Validation MAE in months. */
+  val_mae: number;
+  /** Learning rate at the end of the epoch. */
+  lr: number;
+  /** Seconds the epoch took (training and validation). */
+  seconds: number;
+  /** Training images per second. */
+  images_per_s: number;
+  /** Present (true) when the time limit ended the epoch early. */
+  partial?: boolean;
+}
+
+/** File names inside a run folder. */
+export const RUN_FILES = {
+  metrics: "metrics.jsonl",
+  weights: (tag: "last" | "best") => `${tag}.safetensors`,
+  meta: (tag: "last" | "best") => `${tag}.json`,
+  optimizer: "last.optimizer.safetensors",
+} as const;
+
+/**
+ * Writes a checkpoint (`tag` = last or best); with `optimizer`, its state too. Every file is
+ * stamped with the step and written durably; the JSON is renamed into place last.
+ */
+export async function saveCheckpoint(
+  runDir: string,
+  tag: "last" | "best",
+  model: BoneAgeNet,
+  meta: CheckpointMeta,
+  optimizer?: Adam,
+): Promise<void> {
+  const stamp = {
+    epoch: String(meta.epoch),
+    step: String(meta.globalStep),
+    config: meta.config.name,
+  };
+  const files = [{
+    path: `${runDir}/${RUN_FILES.weights(tag)}`,
+    bytes: await modelToSafetensors(model, stamp),
+  }];
+  if (optimizer) {
+    const state = await optimizer.state();
+    const arrays = new Map<string, NamedArray>();
+    model.parameters().forEach((p, i) => {
+      arrays.set(`m.${p.name}`, { shape: [state.m[i].length], data: state.m[i] });
+      arrays.set(`v.${p.name}`, { shape: [state.v[i].length], data: state.v[i] });
+    });
+    files.push({
+      path: `${runDir}/${RUN_FILES.optimizer}`,
+      bytes: encodeSafetensors(arrays, { ...stamp, adam_step: String(state.step) }),
+    });
+  }
+  await writeAtomic(...files, {
+    path: `${runDir}/${RUN_FILES.meta(tag)}`,
+    bytes: JSON.stringify(meta, null, 2) + "\n",
+  });
+}
+
+/** Reads and checks a checkpoint's JSON (see `parseCheckpointMeta`), naming the file. */
+export async function readCheckpointMeta(
+  runDir: string,
+  tag: "last" | "best",
+): Promise<CheckpointMeta> {
+  const path = `${runDir}/${RUN_FILES.meta(tag)}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `no checkpoint: ${path} does not exist (train first: deno task train --out ${runDir})`,
+      );
+    }
+    throw err;
+  }
+  return parseCheckpointMeta(text, path, tag);
+}
+
+/** Builds the model of a checkpoint and loads its weights (`tag` defaults to best). */
+export async function loadCheckpoint(
+  engine: Engine,
+  runDir: string,
+  tag: "last" | "best" = "best",
+): Promise<{ model: BoneAgeNet; meta: CheckpointMeta }> {
+  const meta = await readCheckpointMeta(runDir, tag);
+  const model = new BoneAgeNet(engine, meta.config);
+  await loadWeightsOf(model, runDir, tag, meta);
+  return { model, meta };
+}
+
+/** Loads `tag`'s weights into `model`, checking they are of the save `meta` describes. */
+export async function loadWeightsOf(
+  model: BoneAgeNet,
+  runDir: string,
+  tag: "last" | "best",
+  meta: CheckpointMeta,
+): Promise<void> {
+  const path = `${runDir}/${RUN_FILES.weights(tag)}`;
+  const stamp = loadModelWeights(model, await Deno.readFile(path), path);
+  checkSameGeneration(stamp, path, meta, `${runDir}/${RUN_FILES.meta(tag)}`);
+}
+
+/** Restores Adam's state saved by {@link saveCheckpoint}, of the save `meta` describes. */
+export async function loadOptimizer(
+  runDir: string,
+  model: BoneAgeNet,
+  optimizer: Adam,
+  meta: CheckpointMeta,
+): Promise<void> {
+  const path = `${runDir}/${RUN_FILES.optimizer}`;
+  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
+  checkSameGeneration(metadata, path, meta, `${runDir}/${RUN_FILES.meta("last")}`);
+  const params = model.parameters();
+  const get = (key: string) => {
+    const t = tensors.get(key);
+    if (!t) throw new DataError(`missing tensor ${key}`, path);
+    return t.data;
+  };
+  const step = Number(metadata.adam_step);
+  if (!Number.isSafeInteger(step) || step < 0) {
+    throw new DataError(
+      `adam_step ${JSON.stringify(metadata.adam_step)} is not a step count`,
+      path,
+    );
+  }
+  optimizer.loadState({
+    step,
+    m: params.map((q) => get(`m.${q.name}`)),
+    v: params.map((q) => get(`v.${q.name}`)),
+  });
+}
+
+/** The lines of a run's `metrics.jsonl` (none when it is missing). */
+export async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
+  const path = `${runDir}/${RUN_FILES.metrics}`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return [];
+    throw err;
+  }
+  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l) as EpochMetrics;
+    } catch {
+      throw new DataError("is not one JSON object per line", path, i + 1);
+    }
+  });
+}
+
+/** Rewrites `metrics.jsonl` whole (atomically) from the run's history. */
+export function writeMetrics(runDir: string, history: readonly EpochMetrics[]): Promise<void> {
+  return writeAtomic({
+    path: `${runDir}/${RUN_FILES.metrics}`,
+    bytes: history.map((m) => JSON.stringify(m) + "\n").join(""),
+  });
 }

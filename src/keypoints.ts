@@ -28,7 +28,7 @@ import { CONFIGS } from "./models.ts";
 import { BoneAgeNet } from "./nn.ts";
 import { l1Loss } from "./ops/loss.ts";
 import { Adam } from "./optim.ts";
-import { learningRate } from "./training.ts";
+import { learningRate } from "./schedule.ts";
 import { loadModelWeights, modelToSafetensors, writeAtomic } from "./checkpoint.ts";
 import type { Tensor } from "./tensor.ts";
 

@@ -11,7 +11,7 @@ import type { ImageSet } from "./data/dataset.ts";
 import { type GrayImage, type LetterboxBox, letterboxBox, resizeGray } from "./data/image.ts";
 import { encodeRgbPng } from "./data/png.ts";
 import type { BoneAgeNet } from "./nn.ts";
-import { predictMonths } from "./training.ts";
+import { predictMonths } from "./predict.ts";
 
 /** A coarse map over the model input. */
 export interface OcclusionMap {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { EpochMetrics } from "./training.ts";
+import type { EpochMetrics } from "./checkpoint.ts";
 
 /** One evaluated image. */
 export interface PredictionRow {

@@ -1,6 +1,5 @@
 /**
- * The training loop behind `deno task train`, and the batched prediction that `eval`,
- * `predict` and validation share.
+ * The training loop behind `deno task train`.
  *
  * One training step = upload the next batch, record forward + backward + Adam into one
  * command encoder, submit once. The loss is summed on the GPU and read back only every
@@ -8,19 +7,14 @@
  *
  * @module
  */
+
 import {
   type CheckpointMeta,
-  checkSameGeneration,
-  loadModelWeights,
-  modelToSafetensors,
+  loadWeightsOf,
   type Normalization,
-  parseCheckpointMeta,
   removeStaleTempFiles,
-  writeAtomic,
 } from "./checkpoint.ts";
-import { DataError } from "./data/report.ts";
 import type { ImageSet } from "./data/dataset.ts";
-import { type AugmentRanges, DEFAULT_RANGES } from "./data/augment.ts";
 import { Loader } from "./data/loader.ts";
 import { type Split } from "./data/split.ts";
 import type { Engine } from "./engine.ts";
@@ -28,9 +22,24 @@ import type { ModelConfig } from "./models.ts";
 import { BoneAgeNet } from "./nn.ts";
 import { l1Loss } from "./ops/loss.ts";
 import { Adam } from "./optim.ts";
-import { decodeSafetensors, encodeSafetensors, type NamedArray } from "./safetensors.ts";
 import type { Recipe } from "./recipe.ts";
 import type { Tensor } from "./tensor.ts";
+import {
+  EpochMetrics,
+  loadOptimizer,
+  readCheckpointMeta,
+  readMetrics,
+  saveCheckpoint,
+  writeMetrics,
+} from "./checkpoint.ts";
+import {
+  learningRate,
+  progressLine,
+  runSecondsLeft,
+  scheduleProgress,
+  trainingSide,
+} from "./schedule.ts";
+import { meanAbsoluteError, predictMonths } from "./predict.ts";
 
 /** What a training run is told on the command line. */
 export interface TrainSettings {
@@ -56,314 +65,6 @@ export interface TrainSettings {
   kernels: "rows" | "generic";
   /** The CSV whose ids were kept out of training and validation (`--exclude`), or null. */
   exclude: string | null;
-}
-
-/** One line of `metrics.jsonl`. */
-export interface EpochMetrics {
-  /** Epoch number, from 1. */
-  epoch: number;
-  /** Mean L1 loss over the epoch's training steps, in standardized units. */
-  train_loss: number;
-  /** Same, in months. */
-  train_mae_months: number;
-  /** Validation MAE in months. */
-  val_mae: number;
-  /** Learning rate at the end of the epoch. */
-  lr: number;
-  /** Seconds the epoch took (training and validation). */
-  seconds: number;
-  /** Training images per second. */
-  images_per_s: number;
-  /** Present (true) when the time limit ended the epoch early. */
-  partial?: boolean;
-}
-
-/** Warm-up steps of the schedule: 2% of the steps, at least 1. */
-const warmupSteps = (totalSteps: number) => Math.max(1, Math.round(totalSteps * 0.02));
-
-/**
- * Where training stands in its schedule, 0..1: 0 during the warm-up, then the fraction of the
- * decay steps done, or `timeFraction` (the part of a time budget used, 0 without one) when the
- * clock runs ahead of the steps, so a slow machine still anneals before its deadline. The
- * cosine decay and progressive resizing both follow it.
- */
-export function scheduleProgress(step: number, totalSteps: number, timeFraction = 0): number {
-  const warmup = warmupSteps(totalSteps);
-  if (step < warmup) return 0;
-  const byStep = (step - warmup) / Math.max(1, totalSteps - warmup);
-  return Math.min(1, Math.max(byStep, timeFraction));
-}
-
-/**
- * Linear warm-up over 2% of the steps, then cosine decay to 1% of the peak along
- * {@link scheduleProgress}.
- */
-export function learningRate(
-  peak: number,
-  step: number,
-  totalSteps: number,
-  timeFraction = 0,
-): number {
-  const warmup = warmupSteps(totalSteps);
-  if (step < warmup) return peak * (step + 1) / warmup;
-  const t = scheduleProgress(step, totalSteps, timeFraction);
-  return peak * (0.01 + 0.99 * 0.5 * (1 + Math.cos(Math.PI * t)));
-}
-
-/**
- * Side of the training images at `progress` ({@link scheduleProgress}): the config's
- * low-resolution side early on, then the full input (see `ModelConfig.lowRes`).
- */
-export function trainingSide(config: ModelConfig, progress: number): number {
-  const { lowRes } = config;
-  return lowRes && progress < lowRes.until ? lowRes.side : config.inputHeight;
-}
-
-/** What {@link runSecondsLeft} needs to know. */
-export interface RunEtaInput {
-  /** The model configuration (its `lowRes` schedule decides each step's side). */
-  config: ModelConfig;
-  /** The next step to run and the run's total. */
-  fromStep: number;
-  totalSteps: number;
-  /** Part of the time budget used (see {@link scheduleProgress}). */
-  timeFraction: number;
-  /** Measured seconds per step per pixel of the training side. */
-  secondsPerPixelStep: number;
-  /** Validations still to run, and what one takes. */
-  validations: number;
-  validationSeconds: number;
-  /** Seconds left of the time budget (Infinity without one). */
-  budgetLeft: number;
-}
-
-/**
- * Seconds the rest of a run should take: each remaining step priced by the pixels of its
- * training side (a 96x96 step costs about (96/64)^2 of a 64x64 one), plus the validations
- * left, and never more than the time budget has left.
- */
-export function runSecondsLeft(o: RunEtaInput): number {
-  let pixels = 0;
-  for (let g = o.fromStep; g < o.totalSteps; g++) {
-    pixels += trainingSide(o.config, scheduleProgress(g, o.totalSteps, o.timeFraction)) ** 2;
-  }
-  const left = pixels * o.secondsPerPixelStep + o.validations * o.validationSeconds;
-  return Math.min(left, o.budgetLeft);
-}
-
-/** Test-time augmentation: the training ranges' geometry, no exposure changes. */
-export const TTA_RANGES: AugmentRanges = {
-  rotationDeg: DEFAULT_RANGES.rotationDeg,
-  shift: DEFAULT_RANGES.shift,
-  scale: DEFAULT_RANGES.scale,
-  brightness: 0,
-  contrast: [1, 1],
-  gamma: [1, 1],
-};
-
-/**
- * Predicted bone age in months for rows `indices` of `set`, in batches, with batch norm's
- * running statistics. With `tta` > 0 the prediction is the mean over the plain image and
- * `tta` mildly transformed copies (no flips: a right hand is not a left hand).
- */
-export async function predictMonths(
-  model: BoneAgeNet,
-  set: ImageSet,
-  indices: ArrayLike<number>,
-  norm: Normalization,
-  { batchSize = 64, tta = 0 }: { batchSize?: number; tta?: number } = {},
-): Promise<Float32Array> {
-  const e = model.engine;
-  const out = new Float32Array(indices.length);
-  for (let pass = 0; pass <= tta; pass++) {
-    const loader = new Loader(e, set, indices, {
-      batchSize,
-      seed: pass,
-      shuffle: false,
-      augment: pass > 0,
-      ranges: TTA_RANGES,
-      pixelMean: norm.pixelMean,
-      pixelStd: norm.pixelStd,
-      ageMean: norm.ageMean,
-      ageSD: norm.ageStd,
-    });
-    const pending: { at: number; pred: Tensor }[] = [];
-    let at = 0;
-    for (const batch of loader.epoch(0)) {
-      const pred = e.noGrad(() => e.tidy(() => model.forward(batch.images, batch.male, false)));
-      pending.push({ at, pred });
-      at += batch.count;
-    }
-    for (const { at, pred } of pending) {
-      const values = await pred.read();
-      for (let i = 0; i < values.length; i++) {
-        out[at + i] += (values[i] * norm.ageStd + norm.ageMean) / (tta + 1);
-      }
-      pred.dispose();
-    }
-  }
-  const broken = out.findIndex((v) => !Number.isFinite(v));
-  if (broken >= 0) {
-    throw new Error(
-      `the model's estimate for ${set.ids[indices[broken]]} is ${out[broken]} months: ` +
-        `its checkpoint's weights or normalization are broken`,
-    );
-  }
-  return out;
-}
-
-/** Mean absolute error between two equally long arrays. */
-export function meanAbsoluteError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
-  return sum / a.length;
-}
-
-/** File names inside a run folder. */
-export const RUN_FILES = {
-  metrics: "metrics.jsonl",
-  weights: (tag: "last" | "best") => `${tag}.safetensors`,
-  meta: (tag: "last" | "best") => `${tag}.json`,
-  optimizer: "last.optimizer.safetensors",
-} as const;
-
-/**
- * Writes a checkpoint (`tag` = last or best); with `optimizer`, its state too. Every file is
- * stamped with the step and written durably; the JSON is renamed into place last.
- */
-export async function saveCheckpoint(
-  runDir: string,
-  tag: "last" | "best",
-  model: BoneAgeNet,
-  meta: CheckpointMeta,
-  optimizer?: Adam,
-): Promise<void> {
-  const stamp = {
-    epoch: String(meta.epoch),
-    step: String(meta.globalStep),
-    config: meta.config.name,
-  };
-  const files = [{
-    path: `${runDir}/${RUN_FILES.weights(tag)}`,
-    bytes: await modelToSafetensors(model, stamp),
-  }];
-  if (optimizer) {
-    const state = await optimizer.state();
-    const arrays = new Map<string, NamedArray>();
-    model.parameters().forEach((p, i) => {
-      arrays.set(`m.${p.name}`, { shape: [state.m[i].length], data: state.m[i] });
-      arrays.set(`v.${p.name}`, { shape: [state.v[i].length], data: state.v[i] });
-    });
-    files.push({
-      path: `${runDir}/${RUN_FILES.optimizer}`,
-      bytes: encodeSafetensors(arrays, { ...stamp, adam_step: String(state.step) }),
-    });
-  }
-  await writeAtomic(...files, {
-    path: `${runDir}/${RUN_FILES.meta(tag)}`,
-    bytes: JSON.stringify(meta, null, 2) + "\n",
-  });
-}
-
-/** Reads and checks a checkpoint's JSON (see `parseCheckpointMeta`), naming the file. */
-export async function readCheckpointMeta(
-  runDir: string,
-  tag: "last" | "best",
-): Promise<CheckpointMeta> {
-  const path = `${runDir}/${RUN_FILES.meta(tag)}`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `no checkpoint: ${path} does not exist (train first: deno task train --out ${runDir})`,
-      );
-    }
-    throw err;
-  }
-  return parseCheckpointMeta(text, path, tag);
-}
-
-/** Builds the model of a checkpoint and loads its weights (`tag` defaults to best). */
-export async function loadCheckpoint(
-  engine: Engine,
-  runDir: string,
-  tag: "last" | "best" = "best",
-): Promise<{ model: BoneAgeNet; meta: CheckpointMeta }> {
-  const meta = await readCheckpointMeta(runDir, tag);
-  const model = new BoneAgeNet(engine, meta.config);
-  await loadWeightsOf(model, runDir, tag, meta);
-  return { model, meta };
-}
-
-/** Loads `tag`'s weights into `model`, checking they are of the save `meta` describes. */
-async function loadWeightsOf(
-  model: BoneAgeNet,
-  runDir: string,
-  tag: "last" | "best",
-  meta: CheckpointMeta,
-): Promise<void> {
-  const path = `${runDir}/${RUN_FILES.weights(tag)}`;
-  const stamp = loadModelWeights(model, await Deno.readFile(path), path);
-  checkSameGeneration(stamp, path, meta, `${runDir}/${RUN_FILES.meta(tag)}`);
-}
-
-/** Restores Adam's state saved by {@link saveCheckpoint}, of the save `meta` describes. */
-export async function loadOptimizer(
-  runDir: string,
-  model: BoneAgeNet,
-  optimizer: Adam,
-  meta: CheckpointMeta,
-): Promise<void> {
-  const path = `${runDir}/${RUN_FILES.optimizer}`;
-  const { tensors, metadata } = decodeSafetensors(await Deno.readFile(path), path);
-  checkSameGeneration(metadata, path, meta, `${runDir}/${RUN_FILES.meta("last")}`);
-  const params = model.parameters();
-  const get = (key: string) => {
-    const t = tensors.get(key);
-    if (!t) throw new DataError(`missing tensor ${key}`, path);
-    return t.data;
-  };
-  const step = Number(metadata.adam_step);
-  if (!Number.isSafeInteger(step) || step < 0) {
-    throw new DataError(
-      `adam_step ${JSON.stringify(metadata.adam_step)} is not a step count`,
-      path,
-    );
-  }
-  optimizer.loadState({
-    step,
-    m: params.map((q) => get(`m.${q.name}`)),
-    v: params.map((q) => get(`v.${q.name}`)),
-  });
-}
-
-/** The lines of a run's `metrics.jsonl` (none when it is missing). */
-export async function readMetrics(runDir: string): Promise<EpochMetrics[]> {
-  const path = `${runDir}/${RUN_FILES.metrics}`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
-  }
-  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
-    try {
-      return JSON.parse(l) as EpochMetrics;
-    } catch {
-      throw new DataError("is not one JSON object per line", path, i + 1);
-    }
-  });
-}
-
-/** Rewrites `metrics.jsonl` whole (atomically) from the run's history. */
-function writeMetrics(runDir: string, history: readonly EpochMetrics[]): Promise<void> {
-  return writeAtomic({
-    path: `${runDir}/${RUN_FILES.metrics}`,
-    bytes: history.map((m) => JSON.stringify(m) + "\n").join(""),
-  });
 }
 
 /**
@@ -701,36 +402,4 @@ export async function trainModel(job: TrainJob): Promise<TrainResult> {
     stopped,
     imagesPerSecond: imagesTrained / Math.max(stepSeconds, 1e-9),
   };
-}
-
-/**
- * `epoch 3/10 [#####.....] 120/363  loss 14.2 mo  31.5 img/s  run ends in 47m42s`: the time
- * left is the whole run's (the remaining epochs and their validations, within any time
- * budget), not the epoch's.
- */
-export function progressLine(
-  epoch: number,
-  epochs: number,
-  step: number,
-  steps: number,
-  lossMonths: number,
-  imagesPerSecond: number,
-  runSecondsLeft: number,
-): string {
-  const width = 20;
-  const filled = Math.round(width * step / steps);
-  return `epoch ${epoch}/${epochs} [${"#".repeat(filled)}${".".repeat(width - filled)}] ` +
-    `${step}/${steps}  loss ${lossMonths.toFixed(1)} mo  ${
-      imagesPerSecond.toFixed(1)
-    } img/s  run ends in ${formatDuration(runSecondsLeft)}`;
-}
-
-/** `1h02m`, `7m42s`, `12s`. */
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s >= 3600) {
-    return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
-  }
-  if (s >= 60) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${s}s`;
 }

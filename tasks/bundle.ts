@@ -33,7 +33,7 @@ import "../src/browser/zlib.ts";
 import { WASM_GLUE_DIR } from "../src/browser/node_shims.ts";
 
 /** The repository root. */
-export const ROOT = fileURLToPath(new URL("../", import.meta.url));
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 /** Where `deno task bundle` writes and `deno task serve` reads. */
 export const DEFAULT_BUNDLE_DIR = join(ROOT, ".cache", "web");
 /** The page's entry module. */

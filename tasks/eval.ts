@@ -13,7 +13,8 @@ import { loadImageSet } from "../src/data/load.ts";
 import { readSplit } from "../src/data/split.ts";
 import { Engine } from "../src/engine.ts";
 import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
-import { loadCheckpoint, predictMonths, readMetrics } from "../src/training.ts";
+import { loadCheckpoint, readMetrics } from "../src/checkpoint.ts";
+import { predictMonths } from "../src/predict.ts";
 import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
 import {
   fail,

@@ -10,7 +10,8 @@ import { encodeGrayPng } from "../src/data/png.ts";
 import { loadRecipe, prepareRadiograph } from "../src/prepare.ts";
 import { Engine } from "../src/engine.ts";
 import { occlusionMap, renderHeatmapPng } from "../src/occlusion.ts";
-import { loadCheckpoint, predictMonths } from "../src/training.ts";
+import { loadCheckpoint } from "../src/checkpoint.ts";
+import { predictMonths } from "../src/predict.ts";
 import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/wording.ts";
 import {
   fail,

@@ -16,7 +16,7 @@
 import { extname, join } from "node:path";
 import { KEYPOINT_FILES } from "../src/keypoints.ts";
 import { KEYPOINT_DIR } from "../src/recipe.ts";
-import { RUN_FILES } from "../src/training.ts";
+import { RUN_FILES } from "../src/checkpoint.ts";
 import { DEFAULT_BUNDLE_DIR, ROOT } from "./bundle.ts";
 import { fail, numberOption, parseCommandLine, SHIPPED_CHECKPOINT, type TaskHelp } from "./cli.ts";
 import { NOT_A_DEVICE } from "../src/wording.ts";

@@ -17,7 +17,7 @@ import { decodeGray, type GrayImage, readImageFile } from "../src/data/image.ts"
 import type { SynthSubject } from "../src/data/synth.ts";
 import { getConfig } from "../src/models.ts";
 import { describePreparation, loadRecipe, prepareRadiograph } from "../src/prepare.ts";
-import { readCheckpointMeta } from "../src/training.ts";
+import { readCheckpointMeta } from "../src/checkpoint.ts";
 import {
   formatTour,
   runTour,

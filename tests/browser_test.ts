@@ -41,7 +41,7 @@ const CHROMIUM_ARGS = [
   "--no-first-run",
 ];
 const SAMPLES = fileURLToPath(
-  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset/", import.meta.url),
+  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset", import.meta.url),
 );
 const SCREENSHOTS = join(ROOT, "test-output");
 const LAPTOP = { width: 1366, height: 768 };

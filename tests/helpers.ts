@@ -132,7 +132,7 @@ export function assertClose(
 }
 
 /** The project's root folder (where `deno.json` is). */
-export const PROJECT_ROOT = new URL("../", import.meta.url).pathname;
+export const PROJECT_ROOT = new URL("..", import.meta.url).pathname;
 
 /**
  * The `deno run` arguments of a task exactly as `deno.json` defines them (its permissions,

@@ -21,7 +21,8 @@ import { DataError } from "../src/data/report.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { getConfig } from "../src/models.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
-import { compareResumeSettings, learningRate, type TrainSettings } from "../src/training.ts";
+import { compareResumeSettings, type TrainSettings } from "../src/training.ts";
+import { learningRate } from "../src/schedule.ts";
 import { rng, throwsWith } from "./helpers.ts";
 
 // ---- PNG ----------------------------------------------------------------------------------

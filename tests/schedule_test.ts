@@ -7,7 +7,7 @@ import {
   runSecondsLeft,
   scheduleProgress,
   trainingSide,
-} from "../src/training.ts";
+} from "../src/schedule.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);

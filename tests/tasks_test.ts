@@ -215,7 +215,7 @@ Deno.test({
 });
 
 const FULLRES =
-  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset/", import.meta.url).pathname;
+  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset", import.meta.url).pathname;
 const hasFullres = await Deno.stat(FULLRES).then(() => true, () => false);
 
 Deno.test({

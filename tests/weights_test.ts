@@ -19,7 +19,8 @@ import { KEYPOINT_SIDE, loadKeypointModel, predictKeypoints } from "../src/keypo
 import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
 import { registeredRecipe } from "../src/recipe.ts";
 import { findHands } from "../src/registration.ts";
-import { loadCheckpoint, predictMonths } from "../src/training.ts";
+import { loadCheckpoint } from "../src/checkpoint.ts";
+import { predictMonths } from "../src/predict.ts";
 import { PROJECT_ROOT, rng, runTaskProcess, testEngine } from "./helpers.ts";
 
 const SHIPPED = `${PROJECT_ROOT}weights`;

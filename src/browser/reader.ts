@@ -31,7 +31,7 @@ import {
   prepareRadiograph,
 } from "../prepare.ts";
 import { KEYPOINT_DIR } from "../recipe.ts";
-import { predictMonths } from "../training.ts";
+import { predictMonths } from "../predict.ts";
 import { fetchKernels } from "./kernels.ts";
 
 /** The browser has no usable WebGPU; the message says how to get it. */
