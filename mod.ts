@@ -20,11 +20,11 @@
  *
  * @module
  */
-export * from "./src/device.ts";
-export * from "./src/engine.ts";
-export * from "./src/tensor.ts";
-export * from "./src/pool.ts";
-export * from "./src/autograd.ts";
+export * from "./src/engine/device.ts";
+export * from "./src/engine/engine.ts";
+export * from "./src/engine/tensor.ts";
+export * from "./src/engine/pool.ts";
+export * from "./src/engine/autograd.ts";
 
 export * from "./src/ops/conv2d.ts";
 export * from "./src/ops/pool.ts";
@@ -38,20 +38,22 @@ export * from "./src/ops/elementwise.ts";
 export * from "./src/ops/loss.ts";
 export * from "./src/ops/reshape.ts";
 export { sumMiddle } from "./src/ops/reduce.ts";
-export * from "./src/optim.ts";
+export * from "./src/model/optim.ts";
 
-export * from "./src/models.ts";
-export * from "./src/nn.ts";
-export * from "./src/safetensors.ts";
-export * from "./src/checkpoint.ts";
-export * from "./src/training.ts";
-export * from "./src/report.ts";
-export * from "./src/occlusion.ts";
-export * from "./src/wording.ts";
-export * from "./src/keypoints.ts";
-export * from "./src/registration.ts";
-export * from "./src/recipe.ts";
-export * from "./src/prepare.ts";
+export * from "./src/model/configs.ts";
+export * from "./src/model/network.ts";
+export * from "./src/app/safetensors.ts";
+export * from "./src/app/checkpoint.ts";
+export * from "./src/app/training.ts";
+export * from "./src/app/schedule.ts";
+export * from "./src/app/predict.ts";
+export * from "./src/app/eval_report.ts";
+export * from "./src/app/occlusion.ts";
+export * from "./src/app/wording.ts";
+export * from "./src/app/keypoints.ts";
+export * from "./src/app/registration.ts";
+export * from "./src/data/recipe.ts";
+export * from "./src/app/prepare.ts";
 
 export type { ImageSet } from "./src/data/dataset.ts";
 export { loadImageSet, type LoadOptions, type LoadResult } from "./src/data/load.ts";
@@ -61,5 +63,5 @@ export { readKeypoints } from "./src/data/keypoints.ts";
 export { readSplit, type Split, splitDataset, writeSplit } from "./src/data/split.ts";
 export { pixelStats } from "./src/data/stats.ts";
 export { Loader, type LoaderOptions } from "./src/data/loader.ts";
-export { Augmenter } from "./src/data/augment.ts";
+export { Augmenter } from "./src/ops/augment.ts";
 export { writeSynthDataset } from "./src/data/synth.ts";

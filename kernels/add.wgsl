@@ -3,7 +3,7 @@
 // over N4 = ceil(size / 4). Pool buffers are padded to 16 bytes, so the last vec4 is in bounds.
 
 override N4: u32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> a: array<vec4f>;
 @group(0) @binding(1) var<storage, read> b: array<vec4f>;

@@ -2,7 +2,7 @@
 // [B, O, O, 1], applying one random affine warp and photometric jitter per image, then the
 // data set's normalization. O != S resamples (training's low-resolution phase, the keypoint
 // model's 64 px view); the warp may include a registration that brings the hand to one pose.
-// CPU twin: src/ref/augment.ts; parameters: src/data/augment.ts.
+// CPU twin: src/ref/augment.ts; parameters: src/ops/augment.ts.
 //
 // Per output pixel (x, y) of image b:
 //   (sx, sy) = M_b * (x, y, 1)            inverse affine from output to input pixel-index

@@ -11,7 +11,7 @@
 override N4: u32;
 override C: u32;
 override INV_M: f32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
 @group(0) @binding(1) var<storage, read> dy: array<vec4f>;

@@ -6,7 +6,7 @@
 
 override C: u32;
 override EPS: f32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> runMean: array<f32>;
 @group(0) @binding(1) var<storage, read> runVar: array<f32>;

@@ -10,7 +10,7 @@ override C: u32;
 override EPS: f32;
 override MOMENTUM: f32;
 override UNBIAS: f32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> mean: array<f32>;
 @group(0) @binding(1) var<storage, read> variance: array<f32>;

@@ -8,7 +8,7 @@ override N: u32;
 override T: u32;
 override OFF: u32;
 override W: u32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dx: array<vec4f>;

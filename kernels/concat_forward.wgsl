@@ -6,7 +6,7 @@
 override N: u32;
 override A: u32;
 override B: u32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;

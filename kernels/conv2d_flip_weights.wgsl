@@ -9,7 +9,7 @@ override KH: u32;
 override KW: u32;
 override CIN: u32;
 override COUT: u32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> w: array<f32>;
 @group(0) @binding(1) var<storage, read_write> wt: array<f32>;

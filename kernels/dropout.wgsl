@@ -9,7 +9,7 @@
 override N4: u32;
 override THRESH: u32;
 override SCALE: f32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> params: array<u32>;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>;

@@ -11,7 +11,7 @@
 
 override N: u32;
 override ITERS: u32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read_write> y: array<vec4f>;
 

@@ -10,7 +10,7 @@ override KIND: u32;
 override DELTA: f32 = 1.0;
 override INV_N: f32;
 override SIGN: f32 = 1.0;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> dloss: array<f32>;
 @group(0) @binding(1) var<storage, read> pred: array<vec4f>;

@@ -6,7 +6,7 @@
 override N4: u32;
 override KIND: u32;
 override DELTA: f32 = 1.0;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> pred: array<vec4f>;
 // (`target` is a reserved word in WGSL.)

@@ -21,7 +21,7 @@ override TRANS_B: bool = false;
 override VEC_A: bool = false;
 override VEC_B: bool = false;
 override HAS_BIAS: bool = false;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> a4: array<vec4f>;
 @group(0) @binding(1) var<storage, read> a1: array<f32>;

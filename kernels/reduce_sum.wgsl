@@ -10,7 +10,7 @@ override R: u32;
 override C: u32;
 override CHUNK: u32;
 override SCALE: f32 = 1.0;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;

@@ -2,7 +2,7 @@
 // Index math: one invocation per vec4, i = gid.x + gid.y * num_workgroups.x * WG, i < N4.
 
 override N4: u32;
-override WG: u32; // the program's workgroupSize, set by the engine (src/engine.ts)
+override WG: u32; // the program's workgroupSize, set by the engine (src/engine/engine.ts)
 
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4f>;

@@ -8,19 +8,19 @@
  *
  * @module
  */
-import { type ConvPass, timeConv } from "../src/bench/conv.ts";
-import { convFlops, type ConvGeometry } from "../src/geometry.ts";
-import { measurePeakGflops } from "../src/bench/peak.ts";
-import { randomTensor, timeRecorded } from "../src/bench/timing.ts";
-import * as jaxjs from "../src/bench/peers/jaxjs.ts";
-import * as tfjs from "../src/bench/peers/tfjs.ts";
-import { Engine } from "../src/engine.ts";
-import { getConfig, type ModelConfig, planLayers } from "../src/models.ts";
-import { BoneAgeNet } from "../src/nn.ts";
+import { type ConvPass, timeConv } from "../src/app/bench/conv.ts";
+import { convFlops, type ConvGeometry } from "../src/ops/geometry.ts";
+import { measurePeakGflops } from "../src/app/bench/peak.ts";
+import { randomTensor, timeRecorded } from "../src/app/bench/timing.ts";
+import * as jaxjs from "../src/app/bench/peers/jaxjs.ts";
+import * as tfjs from "../src/app/bench/peers/tfjs.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { getConfig, type ModelConfig, planLayers } from "../src/model/configs.ts";
+import { BoneAgeNet } from "../src/model/network.ts";
 import { batchNorm2d } from "../src/ops/batchnorm.ts";
 import { l1Loss } from "../src/ops/loss.ts";
 import { maxPool2d } from "../src/ops/pool.ts";
-import { Adam } from "../src/optim.ts";
+import { Adam } from "../src/model/optim.ts";
 import { kernelsOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
 /** `deno task bench --help`. */

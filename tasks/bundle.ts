@@ -8,13 +8,13 @@
  * No kernel is copied: the page fetches `kernels/*.wgsl` from the server. What the browser
  * cannot run is mapped, not forked:
  *
- * - `node:zlib` (the PNG decoder's inflate) -> `src/browser/zlib.ts` (fflate, exact);
+ * - `node:zlib` (the PNG decoder's inflate) -> `src/app/browser/zlib.ts` (fflate, exact);
  * - imagescript's wasm JPEG/PNG glue runs unchanged, with `fs`/`path` ->
- *   `src/browser/node_shims.ts`, which fetches the same `.wasm` files this step copies next
+ *   `src/app/browser/node_shims.ts`, which fetches the same `.wasm` files this step copies next
  *   to the bundle.
  *
  * Any other Node built-in fails the build. The page imports single functions from modules that
- * also hold Deno-only code (e.g. `predictMonths` from `src/training.ts`); esbuild's tree
+ * also hold Deno-only code (e.g. `predictMonths` from `src/app/training.ts`); esbuild's tree
  * shaking leaves the unused functions out. The `Deno.` references that remain must be the
  * {@link KNOWN_DENO_REFERENCES} (code paths the page never takes): the build warns about any
  * other module, and the browser test fails on it.
@@ -29,11 +29,11 @@ import { fileURLToPath } from "node:url";
 import { parseCommandLine, type TaskHelp } from "./cli.ts";
 // Imported for its side effect on `deno run`: it makes Deno install fflate into
 // node_modules/, where the esbuild resolver below finds it.
-import "../src/browser/zlib.ts";
-import { WASM_GLUE_DIR } from "../src/browser/node_shims.ts";
+import "../src/app/browser/zlib.ts";
+import { WASM_GLUE_DIR } from "../src/app/browser/node_shims.ts";
 
 /** The repository root. */
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** Where `deno task bundle` writes and `deno task serve` reads. */
 export const DEFAULT_BUNDLE_DIR = join(ROOT, ".cache", "web");
 /** The page's entry module. */
@@ -43,7 +43,7 @@ const WASM_FILES = ["jpeg.wasm", "png.wasm"];
 
 /** Modules whose bundled code still names `Deno`, on paths the page never takes, with why. */
 export const KNOWN_DENO_REFERENCES: Readonly<Record<string, string>> = {
-  "src/engine.ts": "readKernelFile, the default kernel loader (the page passes its own)",
+  "src/engine/engine.ts": "readKernelFile, the default kernel loader (the page passes its own)",
   "src/data/image.ts": "wasmCodec's permission check, reached only when a decoder fails to load",
   "src/ops/conv2d_kernels.ts": "the kernel generator, run only as a script (import.meta.main)",
 };
@@ -85,12 +85,12 @@ function importMap(): Record<string, string> {
 /** esbuild resolution for what Deno resolves itself: npm: specifiers and deno.json imports. */
 function denoResolver(): esbuild.Plugin {
   const imports = importMap();
-  const shims = join(ROOT, "src", "browser", "node_shims.ts");
+  const shims = join(ROOT, "src", "app", "browser", "node_shims.ts");
   return {
     name: "bone-age-browser",
     setup(build) {
       build.onResolve({ filter: /^node:zlib$/ }, () => ({
-        path: join(ROOT, "src", "browser", "zlib.ts"),
+        path: join(ROOT, "src", "app", "browser", "zlib.ts"),
       }));
       build.onResolve({ filter: /^(fs|path)$/ }, (args) => {
         if (!args.importer.includes(`${"/"}imagescript${"/"}wasm${"/"}node${"/"}`)) {
@@ -138,7 +138,7 @@ function denoResolver(): esbuild.Plugin {
 }
 
 /**
- * The source modules (as esbuild labels them, e.g. `src/engine.ts`) whose bundled code
+ * The source modules (as esbuild labels them, e.g. `src/engine/engine.ts`) whose bundled code
  * mentions the `Deno` global. esbuild's unminified output starts each module with a
  * `// path` comment, so a reference belongs to the last such comment above it.
  */

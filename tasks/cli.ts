@@ -6,7 +6,7 @@
  */
 import { basename } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { KERNEL_POLICIES, type KernelPolicy } from "../src/engine.ts";
+import { KERNEL_POLICIES, type KernelPolicy } from "../src/engine/engine.ts";
 
 /**
  * The `--checkpoint` of predict, eval and serve when none is given: the bone-age checkpoint
@@ -67,7 +67,7 @@ export function grantingCommand(path: string, args: readonly string[] = Deno.arg
   return [widened, ...args.map(shellQuote)].join(" ");
 }
 
-/** Parses `--kernels` (see `KernelPolicy` in `src/engine.ts`), or exits naming the choices. */
+/** Parses `--kernels` (see `KernelPolicy` in `src/engine/engine.ts`), or exits naming the choices. */
 export function kernelsOption(value: string): KernelPolicy {
   if (!(KERNEL_POLICIES as readonly string[]).includes(value)) {
     fail(`--kernels must be one of ${KERNEL_POLICIES.join(", ")}, got "${value}"`);

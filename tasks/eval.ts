@@ -11,11 +11,16 @@
  */
 import { loadImageSet } from "../src/data/load.ts";
 import { readSplit } from "../src/data/split.ts";
-import { Engine } from "../src/engine.ts";
-import { type PredictionRow, predictionsCsv, renderReport, summarize } from "../src/report.ts";
-import { loadCheckpoint, readMetrics } from "../src/checkpoint.ts";
-import { predictMonths } from "../src/predict.ts";
-import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
+import { Engine } from "../src/engine/engine.ts";
+import {
+  type PredictionRow,
+  predictionsCsv,
+  renderReport,
+  summarize,
+} from "../src/app/eval_report.ts";
+import { loadCheckpoint, readMetrics } from "../src/app/checkpoint.ts";
+import { predictMonths } from "../src/app/predict.ts";
+import { loadRecipe, prepareImageSet } from "../src/app/prepare.ts";
 import {
   fail,
   numberOption,

@@ -6,19 +6,19 @@
  */
 import { decodeGray, letterboxBox, readImageFile } from "../src/data/image.ts";
 import { readKeypoints } from "../src/data/keypoints.ts";
-import { KEYPOINTS } from "../src/recipe.ts";
+import { KEYPOINTS } from "../src/data/recipe.ts";
 import { loadImageSet } from "../src/data/load.ts";
 import { subsetImageSet } from "../src/data/dataset.ts";
-import { hashSeed } from "../src/data/augment.ts";
-import { mulberry32 } from "../src/data/util.ts";
-import { Engine } from "../src/engine.ts";
+import { hashSeed } from "../src/ops/augment.ts";
+import { mulberry32 } from "../src/util.ts";
+import { Engine } from "../src/engine/engine.ts";
 import {
   KEYPOINT_FILES,
   KEYPOINT_SIDE,
   predictKeypoints,
   saveKeypointCheckpoint,
   trainKeypoints,
-} from "../src/keypoints.ts";
+} from "../src/app/keypoints.ts";
 import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
 
 /** `deno task keypoints --help`. */

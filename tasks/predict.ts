@@ -7,12 +7,12 @@
  */
 import { decodeGray, readImageFile } from "../src/data/image.ts";
 import { encodeGrayPng } from "../src/data/png.ts";
-import { loadRecipe, prepareRadiograph } from "../src/prepare.ts";
-import { Engine } from "../src/engine.ts";
-import { occlusionMap, renderHeatmapPng } from "../src/occlusion.ts";
-import { loadCheckpoint } from "../src/checkpoint.ts";
-import { predictMonths } from "../src/predict.ts";
-import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/wording.ts";
+import { loadRecipe, prepareRadiograph } from "../src/app/prepare.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { occlusionMap, renderHeatmapPng } from "../src/app/occlusion.ts";
+import { loadCheckpoint } from "../src/app/checkpoint.ts";
+import { predictMonths } from "../src/app/predict.ts";
+import { describeDifference, NOT_A_DEVICE, yearsAndMonths } from "../src/app/wording.ts";
 import {
   fail,
   numberOption,

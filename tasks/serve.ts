@@ -14,12 +14,12 @@
  * @module
  */
 import { extname, join } from "node:path";
-import { KEYPOINT_FILES } from "../src/keypoints.ts";
-import { KEYPOINT_DIR } from "../src/recipe.ts";
-import { RUN_FILES } from "../src/checkpoint.ts";
+import { KEYPOINT_FILES } from "../src/app/keypoints.ts";
+import { KEYPOINT_DIR } from "../src/data/recipe.ts";
+import { RUN_FILES } from "../src/app/checkpoint.ts";
 import { DEFAULT_BUNDLE_DIR, ROOT } from "./bundle.ts";
 import { fail, numberOption, parseCommandLine, SHIPPED_CHECKPOINT, type TaskHelp } from "./cli.ts";
-import { NOT_A_DEVICE } from "../src/wording.ts";
+import { NOT_A_DEVICE } from "../src/app/wording.ts";
 
 /** `deno task serve --help`. */
 export const HELP: TaskHelp = {
@@ -87,7 +87,7 @@ const KERNEL_NAME = /^(?:(?:generated|include)\/)?[a-z0-9_]+\.wgsl$/;
 
 /**
  * Lists `kernels/*.wgsl` with the generated kernels and the included snippets (the page
- * preloads all of them; see `src/browser/kernels.ts`).
+ * preloads all of them; see `src/app/browser/kernels.ts`).
  */
 function kernelIndex(): string[] {
   return ["", "generated/", "include/"].flatMap((folder) =>

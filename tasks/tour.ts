@@ -15,17 +15,17 @@
  */
 import { decodeGray, type GrayImage, readImageFile } from "../src/data/image.ts";
 import type { SynthSubject } from "../src/data/synth.ts";
-import { getConfig } from "../src/models.ts";
-import { describePreparation, loadRecipe, prepareRadiograph } from "../src/prepare.ts";
-import { readCheckpointMeta } from "../src/checkpoint.ts";
+import { getConfig } from "../src/model/configs.ts";
+import { describePreparation, loadRecipe, prepareRadiograph } from "../src/app/prepare.ts";
+import { readCheckpointMeta } from "../src/app/checkpoint.ts";
 import {
   formatTour,
   runTour,
   saveTourImages,
   syntheticRadiograph,
   TOUR_AGE,
-} from "../src/tour/mod.ts";
-import { Engine } from "../src/engine.ts";
+} from "../src/app/tour/mod.ts";
+import { Engine } from "../src/engine/engine.ts";
 import {
   fail,
   kernelsOption,

@@ -18,15 +18,15 @@ import { readSplit, splitDataset, writeSplit } from "../src/data/split.ts";
 import { pixelStats } from "../src/data/stats.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { createProgress } from "../src/data/progress.ts";
-import { Engine } from "../src/engine.ts";
-import { getConfig } from "../src/models.ts";
-import { formatDuration } from "../src/schedule.ts";
-import { readCheckpointMeta, RUN_FILES } from "../src/checkpoint.ts";
-import { trainModel } from "../src/training.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { getConfig } from "../src/model/configs.ts";
+import { formatDuration } from "../src/app/schedule.ts";
+import { readCheckpointMeta, RUN_FILES } from "../src/app/checkpoint.ts";
+import { trainModel } from "../src/app/training.ts";
 import { INTENSITIES, type Intensity } from "../src/data/intensity.ts";
-import { copyKeypointCheckpoint } from "../src/keypoints.ts";
-import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
-import { LEGACY_RECIPE, registeredRecipe } from "../src/recipe.ts";
+import { copyKeypointCheckpoint } from "../src/app/keypoints.ts";
+import { loadRecipe, prepareImageSet } from "../src/app/prepare.ts";
+import { LEGACY_RECIPE, registeredRecipe } from "../src/data/recipe.ts";
 import {
   fail,
   kernelsOption,

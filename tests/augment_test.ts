@@ -9,11 +9,11 @@ import {
   packParams,
   PARAM_HEADER,
   PARAM_STRIDE,
-} from "../src/data/augment.ts";
+} from "../src/ops/augment.ts";
 import { augmentReference } from "../src/ref/augment.ts";
-import { mulberry32 } from "../src/data/util.ts";
+import { mulberry32 } from "../src/util.ts";
 import { assertClose, gpuTest } from "./helpers.ts";
-import type { Engine } from "../src/engine.ts";
+import type { Engine } from "../src/engine/engine.ts";
 
 const MEAN = 0.31;
 const STD = 0.27;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Engine } from "../src/engine.ts";
+import type { Engine } from "../src/engine/engine.ts";
 import { batchNorm2d, type BatchNormOptions } from "../src/ops/batchnorm.ts";
 import {
   batchNormApply,
@@ -9,7 +9,7 @@ import {
   batchStats,
   updateRunningStats,
 } from "../src/ref/batchnorm.ts";
-import { sizeOf } from "../src/tensor.ts";
+import { sizeOf } from "../src/engine/tensor.ts";
 import {
   assertClose,
   backwardOf,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { calibrateRepeats, median, MIN_RUN_MS } from "../src/bench/timing.ts";
+import { calibrateRepeats, median, MIN_RUN_MS } from "../src/app/bench/timing.ts";
 
 Deno.test("bench timing: repeats grow fourfold until a run lasts MIN_RUN_MS", async () => {
   const asked: number[] = [];

@@ -22,8 +22,8 @@ import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "npm:playwright-core@1.56.1";
 import { encodeGrayPng } from "../src/data/png.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
-import { mulberry32 as rng } from "../src/data/util.ts";
-import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
+import { mulberry32 as rng } from "../src/util.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/app/safetensors.ts";
 import { buildBrowserBundle, KNOWN_DENO_REFERENCES, ROOT } from "../tasks/bundle.ts";
 import { type RunningServer, startServer } from "../tasks/serve.ts";
 
@@ -41,7 +41,7 @@ const CHROMIUM_ARGS = [
   "--no-first-run",
 ];
 const SAMPLES = fileURLToPath(
-  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset", import.meta.url),
+  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset/", import.meta.url),
 );
 const SCREENSHOTS = join(ROOT, "test-output");
 const LAPTOP = { width: 1366, height: 768 };

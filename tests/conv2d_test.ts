@@ -9,8 +9,8 @@ import {
 } from "../src/ops/conv2d.ts";
 import { CONV_KERNEL_VARIANTS, kernelSource } from "../src/ops/conv2d_kernels.ts";
 import * as ref from "../src/ref/conv2d.ts";
-import { outputSize } from "../src/geometry.ts";
-import type { Engine } from "../src/engine.ts";
+import { outputSize } from "../src/ops/geometry.ts";
+import type { Engine } from "../src/engine/engine.ts";
 import {
   assertClose,
   backwardOf,

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { loadImageSet } from "../src/data/load.ts";
 import { encodeGrayPng } from "../src/data/png.ts";
 
-const SHARED = new URL("../../shared/data", import.meta.url).pathname;
+const SHARED = new URL("../../shared/data/", import.meta.url).pathname;
 const SMALL = join(SHARED, "rsna-100px");
 const hasSmall = (() => {
   try {
@@ -110,7 +110,7 @@ Deno.test("cache: default <dataDir>/.cache, project fallback for read-only data 
   const ro = await kaggle(3);
   await Deno.writeTextFile(join(ro, ".cache"), "in the way");
   const fallback = await loadImageSet(ro, { size: 16, ...quiet });
-  const projectCache = fileURLToPath(new URL("../data/.cache", import.meta.url));
+  const projectCache = fileURLToPath(new URL("../data/.cache/", import.meta.url));
   assert(fallback.cache.dir?.startsWith(projectCache), String(fallback.cache.dir));
   const warm = await loadImageSet(ro, { size: 16, ...quiet });
   assert.deepEqual([warm.cache.dir, warm.cache.hits], [fallback.cache.dir, 3]);

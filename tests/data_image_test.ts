@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { decodeGray, letterbox, letterboxBox, preprocessImage } from "../src/data/image.ts";
 import { decodePng, encodeGrayPng } from "../src/data/png.ts";
 
-const SHARED = new URL("../../shared/data", import.meta.url).pathname;
+const SHARED = new URL("../../shared/data/", import.meta.url).pathname;
 const FULLRES = join(SHARED, "rsna-fullres-sample");
 const hasFullres = (() => {
   try {

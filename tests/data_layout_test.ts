@@ -10,7 +10,7 @@ import { loadImageSet } from "../src/data/load.ts";
 import { encodeGrayPng } from "../src/data/png.ts";
 import { DataError, formatReport } from "../src/data/report.ts";
 
-const SHARED = new URL("../../shared/data", import.meta.url).pathname;
+const SHARED = new URL("../../shared/data/", import.meta.url).pathname;
 const hasShared = (() => {
   try {
     return Deno.statSync(join(SHARED, "rsna-100px")).isDirectory &&

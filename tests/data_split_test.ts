@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { ImageSet } from "../src/data/dataset.ts";
 import { readSplit, splitDataset, stratumOf, writeSplit } from "../src/data/split.ts";
 import { pixelStats } from "../src/data/stats.ts";
-import { mulberry32 } from "../src/data/util.ts";
+import { mulberry32 } from "../src/util.ts";
 
 /** A label-only set of n people with uneven sex/age mix. */
 function population(n: number, seed: number): Pick<ImageSet, "ids" | "male" | "boneage"> {

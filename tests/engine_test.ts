@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { Engine, grid, readKernelFile } from "../src/engine.ts";
-import { NO_ADAPTER_HELP } from "../src/device.ts";
+import { Engine, grid, readKernelFile } from "../src/engine/engine.ts";
+import { NO_ADAPTER_HELP } from "../src/engine/device.ts";
 import {
   expandIncludes,
   orderBindings,
   parseKernelInterface,
   resolveWorkgroupSize,
-} from "../src/kernel_source.ts";
+} from "../src/engine/kernel_source.ts";
 import { assertClose, gpuTest, randomArray, testEngine, throwsWith } from "./helpers.ts";
 
 gpuTest("the device reports the adapter and the limits it granted", (e) => {

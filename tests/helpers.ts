@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { requestGpu } from "../src/device.ts";
-import { Engine, type KernelPolicy } from "../src/engine.ts";
-import { mulberry32 } from "../src/data/util.ts";
-import type { Shape, Tensor } from "../src/tensor.ts";
-import { sizeOf } from "../src/tensor.ts";
+import { requestGpu } from "../src/engine/device.ts";
+import { Engine, type KernelPolicy } from "../src/engine/engine.ts";
+import { mulberry32 } from "../src/util.ts";
+import type { Shape, Tensor } from "../src/engine/tensor.ts";
+import { sizeOf } from "../src/engine/tensor.ts";
 
 let device: ReturnType<typeof requestGpu> | null = null;
 const shared = new Map<KernelPolicy, Promise<Engine>>();
@@ -39,7 +39,7 @@ export function gpuTest(name: string, fn: (e: Engine) => Promise<void> | void): 
 }
 
 /** Deterministic PRNG (mulberry32) returning floats in [0, 1). */
-export { mulberry32 as rng } from "../src/data/util.ts";
+export { mulberry32 as rng } from "../src/util.ts";
 
 /** Throws unless `fn` throws an error whose message contains every one of `parts`. */
 export function throwsWith(fn: () => unknown, ...parts: string[]): void {
@@ -132,7 +132,7 @@ export function assertClose(
 }
 
 /** The project's root folder (where `deno.json` is). */
-export const PROJECT_ROOT = new URL("..", import.meta.url).pathname;
+export const PROJECT_ROOT = new URL("../", import.meta.url).pathname;
 
 /**
  * The `deno run` arguments of a task exactly as `deno.json` defines them (its permissions,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { crc32, deflateSync } from "node:zlib";
-import { parseCheckpointMeta } from "../src/checkpoint.ts";
+import { parseCheckpointMeta } from "../src/app/checkpoint.ts";
 import { decodeGray, jpegSize } from "../src/data/image.ts";
 import { readLabels } from "../src/data/layout.ts";
 import { loadImageSet } from "../src/data/load.ts";
@@ -19,10 +19,10 @@ import {
 } from "../src/data/png.ts";
 import { DataError } from "../src/data/report.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
-import { getConfig } from "../src/models.ts";
-import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
-import { compareResumeSettings, type TrainSettings } from "../src/training.ts";
-import { learningRate } from "../src/schedule.ts";
+import { getConfig } from "../src/model/configs.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/app/safetensors.ts";
+import { compareResumeSettings, type TrainSettings } from "../src/app/training.ts";
+import { learningRate } from "../src/app/schedule.ts";
 import { rng, throwsWith } from "./helpers.ts";
 
 // ---- PNG ----------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ Deno.test("PNG: a tiny image whose data inflates to 64 MiB is refused, memory bo
 });
 
 Deno.test("the browser's zlib bounds inflating and computes node's CRC-32", async () => {
-  const page = await import("../src/browser/zlib.ts");
+  const page = await import("../src/app/browser/zlib.ts");
   const bomb = new Uint8Array(deflateSync(new Uint8Array(4 * 2 ** 20)));
   assert.equal(page.inflateSync(bomb, { maxOutputLength: 4 * 2 ** 20 }).length, 4 * 2 ** 20);
   assert.throws(

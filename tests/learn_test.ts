@@ -4,10 +4,10 @@
  * about 0.87 (for a uniform target); an untrained or broken network cannot get near the bound.
  */
 import assert from "node:assert/strict";
-import type { ModelConfig } from "../src/models.ts";
-import { BoneAgeNet } from "../src/nn.ts";
+import type { ModelConfig } from "../src/model/configs.ts";
+import { BoneAgeNet } from "../src/model/network.ts";
 import { l1Loss } from "../src/ops/loss.ts";
-import { Adam } from "../src/optim.ts";
+import { Adam } from "../src/model/optim.ts";
 import { gpuTest, rng } from "./helpers.ts";
 
 const S = 16;

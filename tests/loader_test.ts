@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ImageSet } from "../src/data/dataset.ts";
 import { type Batch, Loader, type LoaderOptions } from "../src/data/loader.ts";
-import { mulberry32 } from "../src/data/util.ts";
+import { mulberry32 } from "../src/util.ts";
 import { augmentReference } from "../src/ref/augment.ts";
 import { sumMiddle } from "../src/ops/reduce.ts";
 import { relu } from "../src/ops/relu.ts";

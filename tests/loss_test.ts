@@ -1,6 +1,6 @@
 import { huberLoss, l1Loss, mseLoss } from "../src/ops/loss.ts";
 import { lossBackward, lossForward, type LossKind } from "../src/ref/loss.ts";
-import type { Tensor } from "../src/tensor.ts";
+import type { Tensor } from "../src/engine/tensor.ts";
 import { assertClose, backwardOf, gpuTest, randomTensor } from "./helpers.ts";
 
 const losses: [LossKind, (p: Tensor, t: Tensor) => Tensor, number][] = [

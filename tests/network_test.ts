@@ -5,12 +5,12 @@
  * max-pool 2] -> global average pool -> concat sex -> linear -> L1 loss.
  */
 import assert from "node:assert/strict";
-import { loadModelWeights, modelToSafetensors } from "../src/checkpoint.ts";
-import { CONFIGS, type ModelConfig, planLayers } from "../src/models.ts";
-import { BoneAgeNet } from "../src/nn.ts";
+import { loadModelWeights, modelToSafetensors } from "../src/app/checkpoint.ts";
+import { CONFIGS, type ModelConfig, planLayers } from "../src/model/configs.ts";
+import { BoneAgeNet } from "../src/model/network.ts";
 import { l1Loss } from "../src/ops/loss.ts";
-import { refNetwork } from "../src/ref/network.ts";
-import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
+import { refNetwork } from "../src/model/network_ref.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/app/safetensors.ts";
 import { assertClose, gpuTest, randomArray } from "./helpers.ts";
 
 const CONFIG: ModelConfig = {

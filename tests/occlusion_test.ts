@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { letterboxBox } from "../src/data/image.ts";
-import { HEATMAP_MAX_SIDE, occlusionOverlay, renderHeatmapPng } from "../src/occlusion.ts";
+import { HEATMAP_MAX_SIDE, occlusionOverlay, renderHeatmapPng } from "../src/app/occlusion.ts";
 
 /** Width and height from a PNG's IHDR. */
 function pngSize(png: Uint8Array): [number, number] {

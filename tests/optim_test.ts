@@ -1,7 +1,7 @@
-import { Adam, type AdamOptions } from "../src/optim.ts";
+import { Adam, type AdamOptions } from "../src/model/optim.ts";
 import { AdamRef } from "../src/ref/optim.ts";
-import type { Engine } from "../src/engine.ts";
-import type { Tensor } from "../src/tensor.ts";
+import type { Engine } from "../src/engine/engine.ts";
+import type { Tensor } from "../src/engine/tensor.ts";
 import { assertClose, gpuTest, randomTensor, throwsWith } from "./helpers.ts";
 
 const SHAPES = [[3, 5], [7], [1], [2, 3, 3, 5]];

@@ -1,5 +1,5 @@
 import { avgPool2d, globalAvgPool, maxPool2d } from "../src/ops/pool.ts";
-import { windowOutputSide } from "../src/geometry.ts";
+import { windowOutputSide } from "../src/ops/geometry.ts";
 import {
   avgPool2dBackward,
   avgPool2dForward,

@@ -5,12 +5,12 @@ import {
   IDENTITY,
   packParams,
   PARAM_HEADER,
-} from "../src/data/augment.ts";
+} from "../src/ops/augment.ts";
 import { equalizationTable, looksInverted, stretchTable } from "../src/data/intensity.ts";
 import { readKeypoints } from "../src/data/keypoints.ts";
-import { CANONICAL, LEGACY_RECIPE, parseRecipe, registeredRecipe } from "../src/recipe.ts";
+import { CANONICAL, LEGACY_RECIPE, parseRecipe, registeredRecipe } from "../src/data/recipe.ts";
 import { augmentReference } from "../src/ref/augment.ts";
-import { applySimilarity, fitSimilarity, pixelAffine } from "../src/registration.ts";
+import { applySimilarity, fitSimilarity, pixelAffine } from "../src/app/registration.ts";
 import { rng, throwsWith } from "./helpers.ts";
 
 /** The canonical points moved by a similarity `z = a + ib`, `t`, as 6 frame fractions. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getConfig } from "../src/models.ts";
+import { getConfig } from "../src/model/configs.ts";
 import {
   formatDuration,
   learningRate,
@@ -7,7 +7,7 @@ import {
   runSecondsLeft,
   scheduleProgress,
   trainingSide,
-} from "../src/schedule.ts";
+} from "../src/app/schedule.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);

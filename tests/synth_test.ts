@@ -15,7 +15,7 @@ import {
   visibleCarpals,
   writeSynthDataset,
 } from "../src/data/synth.ts";
-import { mulberry32 } from "../src/data/util.ts";
+import { mulberry32 } from "../src/util.ts";
 import { main } from "../tasks/synth.ts";
 
 Deno.test("maturity: carpals appear with age, girls earlier; fusion in adolescence", () => {

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { writeSynthDataset } from "../src/data/synth.ts";
-import { decodeSafetensors, encodeSafetensors } from "../src/safetensors.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/app/safetensors.ts";
 import { PROJECT_ROOT, runDeno, runTaskProcess, type TaskRun, taskRunArgs } from "./helpers.ts";
 
 const PROJECT = PROJECT_ROOT;
@@ -215,7 +215,7 @@ Deno.test({
 });
 
 const FULLRES =
-  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset", import.meta.url).pathname;
+  new URL("../../shared/data/rsna-fullres-sample/boneage-test-dataset/", import.meta.url).pathname;
 const hasFullres = await Deno.stat(FULLRES).then(() => true, () => false);
 
 Deno.test({

@@ -9,16 +9,16 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { Engine } from "../src/engine.ts";
+import { Engine } from "../src/engine/engine.ts";
 import {
   formatTour,
   runTour,
   saveTourImages,
   TOUR_TOLERANCE,
   type TourResult,
-} from "../src/tour/mod.ts";
+} from "../src/app/tour/mod.ts";
 import { decodePng, encodeGrayPng } from "../src/data/png.ts";
-import { mulberry32 } from "../src/data/util.ts";
+import { mulberry32 } from "../src/util.ts";
 import { runTaskProcess } from "./helpers.ts";
 
 let tour: Promise<TourResult> | null = null;

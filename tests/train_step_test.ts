@@ -3,10 +3,10 @@
  * the tape, and the loss read back only when asked for.
  */
 import assert from "node:assert/strict";
-import { getConfig } from "../src/models.ts";
-import { BoneAgeNet } from "../src/nn.ts";
+import { getConfig } from "../src/model/configs.ts";
+import { BoneAgeNet } from "../src/model/network.ts";
 import { l1Loss } from "../src/ops/loss.ts";
-import { Adam } from "../src/optim.ts";
+import { Adam } from "../src/model/optim.ts";
 import { gpuTest, randomArray } from "./helpers.ts";
 
 gpuTest("training steps reuse pooled buffers and submit once each", async (e) => {

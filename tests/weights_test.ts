@@ -15,12 +15,12 @@ import { decodeGray, fitSquare, readImageFile } from "../src/data/image.ts";
 import { readKeypoints } from "../src/data/keypoints.ts";
 import { loadImageSet } from "../src/data/load.ts";
 import { readSplit } from "../src/data/split.ts";
-import { KEYPOINT_SIDE, loadKeypointModel, predictKeypoints } from "../src/keypoints.ts";
-import { loadRecipe, prepareImageSet } from "../src/prepare.ts";
-import { registeredRecipe } from "../src/recipe.ts";
-import { findHands } from "../src/registration.ts";
-import { loadCheckpoint } from "../src/checkpoint.ts";
-import { predictMonths } from "../src/predict.ts";
+import { KEYPOINT_SIDE, loadKeypointModel, predictKeypoints } from "../src/app/keypoints.ts";
+import { loadRecipe, prepareImageSet } from "../src/app/prepare.ts";
+import { registeredRecipe } from "../src/data/recipe.ts";
+import { findHands } from "../src/app/registration.ts";
+import { loadCheckpoint } from "../src/app/checkpoint.ts";
+import { predictMonths } from "../src/app/predict.ts";
 import { PROJECT_ROOT, rng, runTaskProcess, testEngine } from "./helpers.ts";
 
 const SHIPPED = `${PROJECT_ROOT}weights`;

@@ -11,7 +11,7 @@
  * @module
  */
 import { resizeGray, sniffFormat } from "../src/data/image.ts";
-import type { GpuInfo } from "../src/device.ts";
+import type { GpuInfo } from "../src/engine/device.ts";
 import {
   BoneAgeReader,
   CheckpointError,
@@ -20,13 +20,13 @@ import {
   NotAnImageError,
   NoWebGpuError,
   type PreparedImage,
-} from "../src/browser/reader.ts";
+} from "../src/app/browser/reader.ts";
 import {
   describeDifference,
   grayToRgba,
   occlusionOverlay,
   yearsAndMonths,
-} from "../src/browser/present.ts";
+} from "../src/app/browser/present.ts";
 
 const el = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const found = document.getElementById(id);

@@ -19,7 +19,7 @@ export interface ImageSet {
   boneage: Float32Array;
   /**
    * Per image, the registration that brings its hand to the canonical pose: 6 values, the
-   * affine from model-input to stored pixel coordinates (`src/registration.ts`). Absent for
+   * affine from model-input to stored pixel coordinates (`src/app/registration.ts`). Absent for
    * an unregistered set.
    */
   registration?: Float32Array;

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { PixelAffine } from "./augment.ts";
+import type { PixelAffine } from "../ops/augment.ts";
 
 /**
  * How the recipe normalizes intensity: a stretch from the background to the hand's bright

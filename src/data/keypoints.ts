@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { KEYPOINTS } from "../recipe.ts";
+import { KEYPOINTS } from "./recipe.ts";
 import { readCsv } from "./layout.ts";
 import { DataError } from "./report.ts";
 

@@ -14,7 +14,7 @@
 import { parse } from "csv-parse/sync";
 import { basename, dirname, extname, join } from "node:path";
 import { DataError, emptyReport, type LoadReport, type SkippedRow } from "./report.ts";
-import { formatCount } from "./util.ts";
+import { formatCount } from "../util.ts";
 
 /** One CSV of a data folder and where its images are. */
 export interface SplitSource {

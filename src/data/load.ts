@@ -30,7 +30,7 @@ import {
   type SkippedRow,
   type SkipReason,
 } from "./report.ts";
-import { hashKey } from "./util.ts";
+import { hashKey } from "../util.ts";
 
 export type { ImageSet } from "./dataset.ts";
 
@@ -90,7 +90,7 @@ interface CacheIndex {
 
 /** Where the project keeps caches for read-only data folders: `<project>/data/.cache/`. */
 function projectCacheRoot(): string {
-  const url = new URL("../../data/.cache", import.meta.url);
+  const url = new URL("../../data/.cache/", import.meta.url);
   return url.protocol === "file:" ? fileURLToPath(url) : join(Deno.cwd(), "data", ".cache");
 }
 

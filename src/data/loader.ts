@@ -21,16 +21,16 @@
  *
  * @module
  */
-import type { Engine } from "../engine.ts";
-import type { Tensor } from "../tensor.ts";
+import type { Engine } from "../engine/engine.ts";
+import type { Tensor } from "../engine/tensor.ts";
 import {
   Augmenter,
   type AugmentRanges,
   hashSeed,
   type ImageAugment,
   packedWords,
-} from "./augment.ts";
-import { mulberry32 } from "./util.ts";
+} from "../ops/augment.ts";
+import { mulberry32 } from "../util.ts";
 import type { ImageSet } from "./dataset.ts";
 
 /** How a {@link Loader} batches, augments and normalizes. */

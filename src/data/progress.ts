@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { formatCount } from "./util.ts";
+import { formatCount } from "../util.ts";
 
 /** Progress of one long loop. */
 export interface Progress {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { formatCount } from "./util.ts";
+import { formatCount } from "../util.ts";
 
 /** A fatal problem with the input data; the message names the file and, where known, the line. */
 export class DataError extends Error {

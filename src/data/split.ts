@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { ImageSet } from "./dataset.ts";
 import type { LabelRow } from "./layout.ts";
 import { DataError } from "./report.ts";
-import { fnv1a } from "./util.ts";
+import { fnv1a } from "../util.ts";
 
 /** Default share of each stratum held out for validation. */
 export const DEFAULT_VAL_FRACTION = 0.15;

@@ -20,7 +20,7 @@
 // imagescript's pure-JS PNG encoder, imported by path: the package entry loads a native addon.
 import pngjs from "imagescript/png/node.js";
 import { join } from "node:path";
-import { gaussian, hashKey, mulberry32 } from "./util.ts";
+import { gaussian, hashKey, mulberry32 } from "../util.ts";
 
 /** One synthetic person. */
 export interface SynthSubject {

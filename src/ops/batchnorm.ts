@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import { assertSameShape, showShape, type Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import { assertSameShape, showShape, type Tensor } from "../engine/tensor.ts";
 import { sumMiddle } from "./reduce.ts";
 
 /** Running statistics of one batch-norm layer, `[C]` each, updated in place in training. */

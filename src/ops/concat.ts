@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import { assertRank, showShape, type Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import { assertRank, showShape, type Tensor } from "../engine/tensor.ts";
 
 /** Concatenates two rank-2 tensors along the feature (last) axis; backward splits `dy`. */
 export function concatFeatures(a: Tensor, b: Tensor): Tensor {

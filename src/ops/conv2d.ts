@@ -24,9 +24,9 @@
  *
  * @module
  */
-import { type ConvGeometry, outputSize } from "../geometry.ts";
-import { type Bindings, type Engine, grid, type Program } from "../engine.ts";
-import { assertRank, type Shape, showShape, type Tensor } from "../tensor.ts";
+import { type ConvGeometry, outputSize } from "./geometry.ts";
+import { type Bindings, type Engine, grid, type Program } from "../engine/engine.ts";
+import { assertRank, type Shape, showShape, type Tensor } from "../engine/tensor.ts";
 import { CONV_KERNEL_VARIANTS, type ConvKernelVariant, ROWS_WG } from "./conv2d_kernels.ts";
 import { matmulBindings, matmulProgram } from "./linear.ts";
 import { sumMiddle } from "./reduce.ts";

@@ -22,9 +22,9 @@
  *
  * @module
  */
-import type { Engine } from "../engine.ts";
-import { grid } from "../engine.ts";
-import type { Tensor } from "../tensor.ts";
+import type { Engine } from "../engine/engine.ts";
+import { grid } from "../engine/engine.ts";
+import type { Tensor } from "../engine/tensor.ts";
 
 /** The u32 bits of `seed` as the one-element Float32Array a seed tensor holds. */
 export function seedBits(seed: number): Float32Array {

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import { assertSameShape, type Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import { assertSameShape, type Tensor } from "../engine/tensor.ts";
 
 function binary(kernel: string, a: Tensor, b: Tensor): Tensor {
   const e = a.engine;

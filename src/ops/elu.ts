@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import type { Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import type { Tensor } from "../engine/tensor.ts";
 
 /**
  * Exponential linear unit, elementwise, any shape. `alpha` is compiled into the kernel

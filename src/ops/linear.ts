@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { type Bindings, grid, type Program } from "../engine.ts";
-import { assertRank, showShape, type Tensor } from "../tensor.ts";
+import { type Bindings, grid, type Program } from "../engine/engine.ts";
+import { assertRank, showShape, type Tensor } from "../engine/tensor.ts";
 import { sumMiddle } from "./reduce.ts";
 
 /** Options of {@link matmul}. */

@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import { assertSameShape, type Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import { assertSameShape, type Tensor } from "../engine/tensor.ts";
 import { sumMiddle } from "./reduce.ts";
 
 const KIND = { l1Loss: 0, mseLoss: 1, huberLoss: 2 } as const;

@@ -12,9 +12,9 @@
  *
  * @module
  */
-import { windowOutputSide } from "../geometry.ts";
-import { grid } from "../engine.ts";
-import { assertRank, showShape, type Tensor } from "../tensor.ts";
+import { windowOutputSide } from "./geometry.ts";
+import { grid } from "../engine/engine.ts";
+import { assertRank, showShape, type Tensor } from "../engine/tensor.ts";
 import { sumMiddle } from "./reduce.ts";
 
 /** Window size and stride of a 2-D pooling op (square windows). */

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { grid, type Program } from "../engine.ts";
-import { showShape, Tensor } from "../tensor.ts";
+import { grid, type Program } from "../engine/engine.ts";
+import { showShape, Tensor } from "../engine/tensor.ts";
 
 /** Rows summed by one invocation per pass. */
 const CHUNK = 128;

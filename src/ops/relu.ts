@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import type { Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import type { Tensor } from "../engine/tensor.ts";
 
 /** Rectified linear unit, elementwise, any shape. */
 export function relu(x: Tensor): Tensor {

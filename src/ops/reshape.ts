@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { grid } from "../engine.ts";
-import { type Shape, showShape, sizeOf, type Tensor } from "../tensor.ts";
+import { grid } from "../engine/engine.ts";
+import { type Shape, showShape, sizeOf, type Tensor } from "../engine/tensor.ts";
 
 function copy(x: Tensor, shape: Shape): Tensor {
   const e = x.engine;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PARAM_HEADER, PARAM_STRIDE } from "../data/augment.ts";
+import { PARAM_HEADER, PARAM_STRIDE } from "../ops/augment.ts";
 
 /**
  * Augments and normalizes `count` images of side `size` (bytes back to back) with the

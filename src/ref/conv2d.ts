@@ -16,9 +16,9 @@
  * @module
  */
 
-import { type ConvGeometry, outputSize } from "../geometry.ts";
+import { type ConvGeometry, outputSize } from "../ops/geometry.ts";
 
-export type { ConvGeometry } from "../geometry.ts";
+export type { ConvGeometry } from "../ops/geometry.ts";
 
 /**
  * Calls `visit(xIndex, wIndex, yIndex)` for every product of the forward pass, skipping taps

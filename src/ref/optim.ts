@@ -1,5 +1,5 @@
 /**
- * Float64 CPU reference of Adam / AdamW (`src/optim.ts`, `kernels/adam.wgsl`), written the
+ * Float64 CPU reference of Adam / AdamW (`src/model/optim.ts`, `kernels/adam.wgsl`), written the
  * textbook way (explicit bias-corrected moments) so it checks the kernel's folded form.
  *
  * @module

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { windowOutputSide } from "../geometry.ts";
+import { windowOutputSide } from "../ops/geometry.ts";
 
 /** Result of {@link maxPool2dForward}. */
 export interface MaxPoolResult {
