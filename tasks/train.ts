@@ -55,9 +55,9 @@ is a budget (the learning rate anneals by then); --resume continues RUN_DIR's la
 --exclude CSV keeps the ids of CSV's id column out of training and validation (for images
 you will test on, e.g. a folder of full-size copies of some training radiographs).
 --register KEYPOINT_DIR (a keypoint checkpoint of deno task keypoints) registers every hand
-to one upright pose and size before the model sees it; --intensity stretch also maps the
-background to black and the hand's bright bone to white, equalize the hand's histogram
-(default: none); the run copies the keypoint checkpoint into
+to one upright pose and size before the model sees it; --intensity stretch (the default
+with --register) then maps the background to black and the hand's bright bone to white,
+equalize the hand's histogram, none keeps the pixels; the run copies the keypoint checkpoint into
 RUN_DIR/keypoints and records this recipe, so eval, predict and serve prepare images alike.`,
   examples: [
     "deno task train --data data/synth --config tiny --epochs 2 --out runs/example",
@@ -158,7 +158,7 @@ async function main(args: string[]): Promise<void> {
   const recipe = values.resume
     ? (await readCheckpointMeta(runDir, "last")).recipe
     : values.register
-    ? registeredRecipe((values.intensity ?? "none") as Intensity)
+    ? registeredRecipe((values.intensity ?? "stretch") as Intensity)
     : LEGACY_RECIPE;
   if (values.resume && values.register) {
     fail("--register: a resumed run keeps the recipe it was started with; leave out --register");
