@@ -8,8 +8,8 @@
  * The engine reads each kernel (includes expanded) and its interface (`kernel_source.ts`)
  * once, builds explicit bind-group layouts from it and checks every program against it, so a
  * wrong binding or workgroup size fails naming it. Pipelines are compiled once per (file,
- * entry point, constants) and cached. Nothing is submitted until `flush()` or a read, so a whole training
- * step is one queue submit.
+ * entry point, constants) and cached. Nothing is submitted until `flush()` or a read, so a
+ * whole training step is one queue submit.
  *
  * @module
  */
@@ -53,7 +53,6 @@ export function readKernelFile(file: string): string {
   return Deno.readTextFileSync(new URL(`../../kernels/${file}`, import.meta.url));
 }
 
-/** Options of {@link Engine.create}. */
 /**
  * Which convolution kernels run: the register-tiled "rows" kernels that CPU adapters such as
  * lavapipe reward, or the generic one-invocation-per-output kernels (see `ops/conv2d.ts`).
@@ -65,6 +64,7 @@ export type KernelPolicy = "auto" | "rows" | "generic";
 /** The policies, for command-line checks. */
 export const KERNEL_POLICIES: readonly KernelPolicy[] = ["auto", "rows", "generic"];
 
+/** Options of {@link Engine.create}. */
 export interface EngineOptions {
   /** Fill every new output with NaN first, so an element a kernel forgets to write shows. */
   fillOutputsWithNaN?: boolean;
