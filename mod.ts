@@ -7,8 +7,9 @@
  * - The data: {@link loadImageSet} (Kaggle-layout folders, cached), {@link splitDataset},
  *   {@link Loader} (GPU augmentation), {@link writeSynthDataset}.
  * - Training and prediction: {@link trainModel}, {@link predictMonths}, checkpoints.
- * - Registration: the hand keypoint model ({@link trainKeypoints}), {@link findHands}, and the
- *   image recipe every consumer prepares images by ({@link prepareImageSet}).
+ * - Registration: the hand models ({@link trainKeypoints}, {@link trainHandedness}),
+ *   {@link findHands}, and the image recipe every consumer prepares images by
+ *   ({@link prepareImageSet}).
  *
  * @example
  * ```ts
@@ -55,7 +56,7 @@ export * from "./src/app/registration.ts";
 export * from "./src/data/recipe.ts";
 export * from "./src/app/prepare.ts";
 
-export type { ImageSet } from "./src/data/dataset.ts";
+export { type ImageSet, mirroredImageSet, subsetImageSet } from "./src/data/dataset.ts";
 export { loadImageSet, type LoadOptions, type LoadResult } from "./src/data/load.ts";
 export { findDataset, readLabels } from "./src/data/layout.ts";
 export { decodeGray, fitSquare, letterbox } from "./src/data/image.ts";

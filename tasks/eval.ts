@@ -110,6 +110,14 @@ async function main(args: string[]): Promise<void> {
     indices = indices.filter((i) => !refused.has(i));
   }
   if (indices.length === 0) fail(`${dataDir}: no labeled rows to evaluate`);
+  const right = indices.filter((i) => prep.hands?.[i].mirrored);
+  if (right.length) {
+    say(
+      `${right.length} of the ${indices.length} radiographs show a right hand, mirrored to a ` +
+        `left one: ${right.slice(0, 5).map((i) => set.ids[i]).join(", ")}` +
+        (right.length > 5 ? ", ..." : ""),
+    );
+  }
 
   const predicted = await predictMonths(model, set, indices, meta.normalization, { tta });
   const rows: PredictionRow[] = indices.map((i, k) => ({

@@ -8,15 +8,20 @@ import { decodeGray, letterboxBox, readImageFile } from "../src/data/image.ts";
 import { readKeypoints } from "../src/data/keypoints.ts";
 import { KEYPOINTS } from "../src/data/recipe.ts";
 import { loadImageSet } from "../src/data/load.ts";
-import { subsetImageSet } from "../src/data/dataset.ts";
+import { type ImageSet, subsetImageSet } from "../src/data/dataset.ts";
 import { hashSeed } from "../src/ops/augment.ts";
 import { mulberry32 } from "../src/util.ts";
 import { Engine } from "../src/engine/engine.ts";
+import type { BoneAgeNet } from "../src/model/network.ts";
 import {
+  type HandednessMeta,
+  type HandednessModel,
   KEYPOINT_FILES,
   KEYPOINT_SIDE,
+  predictHandedness,
   predictKeypoints,
   saveKeypointCheckpoint,
+  trainHandedness,
   trainKeypoints,
 } from "../src/app/keypoints.ts";
 import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./cli.ts";
@@ -24,15 +29,19 @@ import { fail, numberOption, parseCommandLine, runTask, type TaskHelp } from "./
 /** `deno task keypoints --help`. */
 export const HELP: TaskHelp = {
   usage: `deno task keypoints --data DIR --labels CSV [--out RUN_DIR] [--epochs N] [--batch B]
-                           [--lr X] [--seed S] [--held-out N]`,
-  about: `Trains the hand keypoint model (middle fingertip, thumb tip, wrist) that registers every
-radiograph to one pose and size before the bone-age model sees it. DIR is a Kaggle-layout
-folder of radiographs, CSV a keypoint table (id,width,height,... then <point>_x,<point>_y,
-<point>_v in pixels of the original radiograph; data/synth has one). --held-out N rows (default
-80) are kept out of training and scored: mean point error in pixels of the image files and as a
-fraction of the hand length, beside the mean-position predictor's. Writes keypoints.json and
-keypoints.safetensors to RUN_DIR (default runs/keypoints); pass that folder to
-deno task train --register RUN_DIR. Defaults: --epochs 60 --batch 32 --lr 0.002 --seed 0.`,
+                           [--lr X] [--seed S] [--held-out N] [--handedness-epochs N]`,
+  about: `Trains the two hand models that register every radiograph to one pose and size before
+the bone-age model sees it: the keypoint model (middle fingertip, thumb tip, wrist of a left
+hand) on the rows of CSV, and the handedness model (left hand, or right hand = mirror image)
+on every radiograph of DIR, each shown as it is and mirrored. DIR is a Kaggle-layout folder
+of left-hand radiographs, CSV a keypoint table (id,width,height,... then <point>_x,<point>_y,
+<point>_v in pixels of the original radiograph; data/synth has one). --held-out N rows of CSV
+(default 80) are kept out of both trainings and scored: mean point error in pixels of the
+image files and as a fraction of the hand length, beside the mean-position predictor's; the
+handedness model also keeps a tenth of DIR out, and is scored on those images both ways.
+Writes keypoints.json, keypoints.safetensors and handedness.safetensors to RUN_DIR (default
+runs/keypoints); pass that folder to deno task train --register RUN_DIR. Defaults: --epochs 60
+--handedness-epochs 6 --batch 32 --lr 0.002 --seed 0.`,
   examples: [
     "deno task keypoints --data data/synth --labels data/synth/hand-keypoints.csv --epochs 15 --held-out 20 --out runs/example-keypoints",
   ],
@@ -50,6 +59,7 @@ async function main(args: string[]): Promise<void> {
       lr: { type: "string", default: "0.002" },
       seed: { type: "string", default: "0" },
       "held-out": { type: "string", default: "80" },
+      "handedness-epochs": { type: "string", default: "6" },
     },
     HELP,
   );
@@ -61,6 +71,10 @@ async function main(args: string[]): Promise<void> {
   const lr = numberOption("lr", values.lr!, { min: 1e-7 });
   const seed = numberOption("seed", values.seed!, { integer: true, min: 0 });
   const heldOut = numberOption("held-out", values["held-out"]!, { integer: true, min: 1 });
+  const sideEpochs = numberOption("handedness-epochs", values["handedness-epochs"]!, {
+    integer: true,
+    min: 1,
+  });
 
   const table = await readKeypoints(values.labels);
   for (const s of table.skipped) {
@@ -165,6 +179,17 @@ async function main(args: string[]): Promise<void> {
   console.log(
     `  per point: ${KEYPOINTS.map((k, i) => `${k} ${perPoint[i].toFixed(2)} px`).join(", ")}`,
   );
+  // Whether each held-out row's annotations show a left hand: the thumb to the right of the
+  // middle finger, seen from the wrist (as `judge` in src/app/registration.ts checks).
+  const isLeft = (r: number) => {
+    const [mx, my, tx, ty, wx, wy] = targets.subarray(r * 2 * n, (r + 1) * 2 * n);
+    return (mx - wx) * (ty - wy) - (my - wy) * (tx - wx) > 0;
+  };
+  const handedness = await handednessRun(
+    loaded.set,
+    new Map(test.map((r) => [set.ids[r], isLeft(r)])),
+    { engine, epochs: sideEpochs, batch, lr, seed },
+  );
   await saveKeypointCheckpoint(values.out!, model, {
     normalization,
     settings: {
@@ -178,9 +203,116 @@ async function main(args: string[]): Promise<void> {
       train_seconds: trainSeconds,
     },
     evaluation,
-  });
-  console.log(`wrote ${values.out}/${KEYPOINT_FILES.meta} and ${KEYPOINT_FILES.weights}`);
+  }, handedness);
+  console.log(
+    `wrote ${values.out}/${KEYPOINT_FILES.meta}, ${KEYPOINT_FILES.weights} and ` +
+      KEYPOINT_FILES.handedness,
+  );
   engine.destroy();
+}
+
+/**
+ * The handedness model's rows of `all`: all but a seeded tenth and the keypoint model's
+ * held-out rows, which are scored instead.
+ */
+export function handednessSplit(
+  all: ImageSet,
+  keptOut: ReadonlyMap<string, boolean>,
+  seed: number,
+): { train: number[]; test: number[] } {
+  const rand = mulberry32(hashSeed(seed, 0x68616e64));
+  const test: number[] = [], train: number[] = [];
+  all.ids.forEach((id, r) => (keptOut.has(id) || rand() < 0.1 ? test : train).push(r));
+  return { train, test };
+}
+
+/**
+ * Scores the handedness model on `test` rows of `all`: which it takes for right hands (the
+ * RSNA folders hold a few real ones, which it should), and how many of the rows whose hand
+ * the keypoint table shows (`truth`: id -> is a left hand) it gets wrong. Its answer for
+ * a mirror image is the opposite by construction, so each error counts for both.
+ */
+export async function handednessEvaluation(
+  handedness: HandednessModel,
+  all: ImageSet,
+  test: readonly number[],
+  truth: ReadonlyMap<string, boolean>,
+): Promise<Record<string, unknown>> {
+  const sides = await predictHandedness(
+    handedness,
+    subsetImageSet(all, test),
+    test.map((_, i) => i),
+  );
+  const right = test.filter((_, i) => sides[i] < 0).map((r) => all.ids[r]);
+  const known = test.flatMap((r, i) => (truth.has(all.ids[r]) ? [[r, i]] : []));
+  const wrong = known.filter(([r, i]) => (sides[i] >= 0) !== truth.get(all.ids[r])).map(([r]) =>
+    all.ids[r]
+  );
+  return {
+    held_out: test.length,
+    called_right: right.length,
+    called_right_ids: right,
+    annotated_held_out: known.length,
+    annotated_wrong: wrong.length,
+    annotated_wrong_ids: wrong,
+    held_out_ids: test.map((r) => all.ids[r]),
+  };
+}
+
+/**
+ * Trains the handedness model on {@link handednessSplit}'s rows of `all` and scores it on
+ * the others ({@link handednessEvaluation}); `keptOut` maps the keypoint model's held-out ids
+ * to whether their annotations show a left hand.
+ */
+export async function handednessRun(
+  all: ImageSet,
+  keptOut: ReadonlyMap<string, boolean>,
+  o: { engine: Engine; epochs: number; batch: number; lr: number; seed: number },
+): Promise<{ model: BoneAgeNet; meta: Omit<HandednessMeta, "config"> }> {
+  const { train, test } = handednessSplit(all, keptOut, o.seed);
+  if (train.length < o.batch) {
+    fail(
+      `${train.length} radiographs are too few to train the handedness model (--batch ${o.batch})`,
+    );
+  }
+  console.log(
+    `handedness: training on ${train.length} radiographs and their mirror images, ` +
+      `scoring ${test.length} held out`,
+  );
+  const t0 = performance.now();
+  const { model, normalization } = await trainHandedness({
+    ...o,
+    set: all,
+    rows: train,
+    onEpoch: (epoch, loss, seconds) =>
+      console.log(
+        `handedness epoch ${epoch}/${o.epochs}: loss ${loss.toFixed(4)}, ${seconds.toFixed(1)} s`,
+      ),
+  });
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const evaluation = await handednessEvaluation({ model, normalization }, all, test, keptOut);
+  console.log(
+    `handedness on ${test.length} held-out radiographs: ${evaluation.called_right} taken for ` +
+      `right hands (${(evaluation.called_right_ids as string[]).slice(0, 8).join(", ")}` +
+      `${(evaluation.called_right as number) > 8 ? ", ..." : ""}); of the ` +
+      `${evaluation.annotated_held_out} whose keypoints are annotated, ` +
+      `${evaluation.annotated_wrong} taken for the wrong hand`,
+  );
+  return {
+    model,
+    meta: {
+      normalization,
+      settings: {
+        epochs: o.epochs,
+        batch: o.batch,
+        lr: o.lr,
+        seed: o.seed,
+        train_rows: train.length,
+        train_seconds: trainSeconds,
+      },
+      evaluation,
+    },
+  };
 }
 
 if (import.meta.main) await runTask(main);

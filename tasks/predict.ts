@@ -7,7 +7,7 @@
  */
 import { decodeGray, readImageFile } from "../src/data/image.ts";
 import { encodeGrayPng } from "../src/data/png.ts";
-import { loadRecipe, prepareRadiograph } from "../src/app/prepare.ts";
+import { describePreparation, loadRecipe, prepareRadiograph } from "../src/app/prepare.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { occlusionMap, renderHeatmapPng } from "../src/app/occlusion.ts";
 import { loadCheckpoint } from "../src/app/checkpoint.ts";
@@ -127,6 +127,7 @@ async function main(args: string[]): Promise<void> {
     } months ` +
     `(the model's mean absolute error on its validation split)`,
   ];
+  if (hand) lines.push(`Input: ${describePreparation(meta.recipe, prepared)}.`);
   if (age !== undefined) {
     const { difference, text } = describeDifference(months, age, uncertainty);
     result.chronological_age_months = age;

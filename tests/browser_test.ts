@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "npm:playwright-core@1.56.1";
 import { encodeGrayPng } from "../src/data/png.ts";
+import { decodeGray } from "../src/data/image.ts";
 import { writeSynthDataset } from "../src/data/synth.ts";
 import { mulberry32 as rng } from "../src/util.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/app/safetensors.ts";
@@ -175,7 +176,7 @@ function isPageAsset(path: string): boolean {
   return path === "/" || path === "/style.css" || /^\/app\.js(\.map)?$/.test(path) ||
     /^\/kernels\/((generated|include)\/)?[a-z0-9_]+\.(wgsl|json)$/.test(path) ||
     /^\/checkpoint\/best\.(json|safetensors)$/.test(path) ||
-    /^\/checkpoint\/keypoints\/keypoints\.(json|safetensors)$/.test(path) ||
+    /^\/checkpoint\/keypoints\/(keypoints\.json|(keypoints|handedness)\.safetensors)$/.test(path) ||
     /^\/vendor\/imagescript\/any\/(jpeg|png)\.wasm$/.test(path);
 }
 
@@ -321,7 +322,21 @@ browserTest("browser: the shipped registered model finds the hand as predict doe
     assert.equal(await state(page), "ready", await page.textContent("#fatal") ?? "");
     await compareWithCli(page, radiograph!, SHIPPED);
     assert.match((await page.textContent("#input-caption"))!, /registered upright/);
+    assert.doesNotMatch((await page.textContent("#input-caption"))!, /right hand/);
     await page.screenshot({ path: join(SCREENSHOTS, "browser-registered.png") });
+    // The same radiograph mirrored, as a right hand looks: told so, mirrored back, and read
+    // as deno task predict reads it.
+    const gray = await decodeGray(await Deno.readFile(radiograph!));
+    const right = join(f.dir, "right-hand.png");
+    const flipped = new Uint8Array(gray.width * gray.height);
+    for (let y = 0; y < gray.height; y++) {
+      for (let x = 0; x < gray.width; x++) {
+        flipped[y * gray.width + x] = gray.data[y * gray.width + gray.width - 1 - x];
+      }
+    }
+    await Deno.writeFile(right, encodeGrayPng(flipped, gray.width, gray.height));
+    await compareWithCli(page, right, SHIPPED);
+    assert.match((await page.textContent("#input-caption"))!, /a right hand, mirrored/);
     // Noise is no hand: the page says so and shows no estimate.
     const noise = join(f.dir, "noise.png");
     const r = rng(3);

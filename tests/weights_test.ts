@@ -10,13 +10,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ImageSet, subsetImageSet } from "../src/data/dataset.ts";
+import { type ImageSet, mirroredImageSet, subsetImageSet } from "../src/data/dataset.ts";
 import { decodeGray, fitSquare, readImageFile } from "../src/data/image.ts";
 import { readKeypoints } from "../src/data/keypoints.ts";
 import { loadImageSet } from "../src/data/load.ts";
 import { readSplit } from "../src/data/split.ts";
 import { KEYPOINT_SIDE, loadKeypointModel, predictKeypoints } from "../src/app/keypoints.ts";
-import { loadRecipe, prepareImageSet } from "../src/app/prepare.ts";
+import { loadRecipe, preparedCrop, prepareImageSet } from "../src/app/prepare.ts";
 import { registeredRecipe } from "../src/data/recipe.ts";
 import { findHands } from "../src/app/registration.ts";
 import { loadCheckpoint } from "../src/app/checkpoint.ts";
@@ -56,7 +56,8 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     const e = await testEngine();
-    const { model, meta } = await loadKeypointModel(e, WEIGHTS);
+    const finder = await loadKeypointModel(e, WEIGHTS);
+    const { model, meta } = finder;
     const evaluation = meta.evaluation as { held_out_ids: string[]; mean_point_error_px: number };
     const ids = evaluation.held_out_ids;
     assert.ok(ids.length >= 60, `${ids.length} held-out rows`);
@@ -91,14 +92,45 @@ Deno.test({
 
     // At the bone-age model's side: the hands are found (as left hands).
     const set = await heldOutSet(ids, 96);
-    const hands = await findHands(model, meta.normalization, set);
+    const hands = await findHands(finder, set);
     const found = hands.filter((h) => h.registration && !h.mirrored).length;
     assert.ok(found >= 0.95 * ids.length, `${found} of ${ids.length} held-out hands found`);
 
+    // All of them are left hands (their annotations say so); the handedness model takes the
+    // few recorded (photographed films) for right hands. Mirrored, each gets the other answer,
+    // and a right hand is registered to the crop of the left hand it mirrors.
+    const side = meta.handedness!.evaluation as { annotated_wrong_ids: string[] };
+    assert.deepEqual(
+      ids.filter((_, i) => hands[i].mirrored),
+      side.annotated_wrong_ids,
+      "the left hands taken for right ones are those recorded",
+    );
+    assert.ok(side.annotated_wrong_ids.length <= 0.05 * ids.length);
+    const rightSet = mirroredImageSet(set);
+    const rights = await findHands(finder, rightSet);
+    assert.deepEqual(rights.map((h) => h.mirrored), hands.map((h) => !h.mirrored));
+    const registered = (images: Uint8Array, found: typeof hands): ImageSet => {
+      const registration = new Float32Array(6 * found.length);
+      found.forEach((h, i) => registration.set(h.registration ?? [1, 0, 0, 0, 1, 0], 6 * i));
+      return { ...set, images, registration };
+    };
+    const leftCrops = registered(set.images, hands);
+    const rightCrops = registered(rightSet.images, rights);
+    let compared = 0;
+    hands.forEach((h, i) => {
+      if (h.mirrored || !h.registration || !rights[i].registration) return;
+      const left = preparedCrop(leftCrops, i), right = preparedCrop(rightCrops, i);
+      // The same image, to within the rounding of the resampling.
+      let worst = 0;
+      left.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - right[k]))));
+      assert.ok(worst <= 1, `${ids[i]}: the right hand's crop differs by ${worst} gray levels`);
+      compared++;
+    });
+    assert.ok(compared >= 0.9 * ids.length, `${compared} right hands registered`);
+
     // Inverted (MONOCHROME1-style) copies are flipped back and found.
-    const keypoints = { model, meta };
     const inverted = { ...set, images: set.images.map((v) => 255 - v) };
-    const recipe = { recipe: registeredRecipe("none"), keypoints };
+    const recipe = { recipe: registeredRecipe("none"), keypoints: finder };
     const prep = await prepareImageSet(inverted, recipe);
     assert.ok(prep.inverted.filter(Boolean).length >= 0.95 * ids.length);
     // Flipped back, each is the upright image again: the same hands are found.
@@ -226,7 +258,8 @@ Deno.test({
         abs += Math.abs(months[k] - val.boneage[r]) / rows.length;
         bias += (months[k] - val.boneage[r]) / rows.length;
       });
-      return { mae: abs, bias, refused: refused.size };
+      const right = prep.hands!.filter((h) => h.registration && h.mirrored).length;
+      return { mae: abs, bias, refused: refused.size, right };
     };
     const base = await score(val.images);
     console.log(`  as stored: MAE ${base.mae.toFixed(2)}, mean error ${base.bias.toFixed(2)}`);
@@ -234,6 +267,19 @@ Deno.test({
       base.refused <= 0.01 * val.ids.length,
       `${base.refused} of ${val.ids.length} validation hands refused`,
     );
+    // Right hands: the validation radiographs mirrored. Each gets the opposite answer of the
+    // handedness model, so every hand reaches the bone-age model as the same left hand: the
+    // same rows are refused and the estimates are those of the images as stored.
+    const right = await score(mirroredImageSet(val).images);
+    console.log(
+      `  mirrored: MAE ${right.mae.toFixed(2)}, mean error ${right.bias.toFixed(2)}, ` +
+        `${right.right} of ${val.ids.length - right.refused} taken for right hands ` +
+        `(as stored: ${base.right})`,
+    );
+    assert.equal(right.refused, base.refused);
+    assert.equal(right.right, val.ids.length - base.refused - base.right);
+    assert.ok(Math.abs(right.mae - base.mae) <= 0.05, `mirrored: MAE ${right.mae}`);
+    assert.ok(Math.abs(right.bias - base.bias) <= 0.05, `mirrored: bias ${right.bias}`);
     const shifts = [];
     for (const change of [{ gamma: 0.7 }, { gamma: 1.4 }, { contrast: 0.8 }, { contrast: 1.25 }]) {
       const got = await score(exposed(val.images, change));

@@ -1,9 +1,13 @@
 /**
- * The hand keypoint model behind registration: the `keypoints` configuration of
- * {@link BoneAgeNet} regresses the middle fingertip, the thumb tip and the wrist
- * ({@link KEYPOINTS}) as fractions of its 64x64 input frame, mapped to [-1, 1]. It trains with
- * the same loader, augmentation kernel, ops and Adam as the bone-age model; each image's random
- * warp moves its targets with it ({@link augmentPoint}).
+ * The hand models behind registration, trained by the same loader, augmentation kernel, ops
+ * and Adam as the bone-age model:
+ * - the `keypoints` configuration of {@link BoneAgeNet} regresses the middle fingertip, the
+ *   thumb tip and the wrist ({@link KEYPOINTS}) of a left hand as fractions of its 64x64 input
+ *   frame, mapped to [-1, 1]; each image's random warp moves its targets with it
+ *   ({@link augmentPoint});
+ * - the `handedness` configuration tells a left hand from a right one (a mirror image), so
+ *   that a right hand is mirrored before its points are looked for.
+ * Both live in one keypoint checkpoint folder ({@link KEYPOINT_FILES}).
  *
  * @module
  */
@@ -24,7 +28,7 @@ import {
 import type { ImageSet } from "../data/dataset.ts";
 import { Loader } from "../data/loader.ts";
 import type { Engine } from "../engine/engine.ts";
-import { CONFIGS } from "../model/configs.ts";
+import { CONFIGS, type ModelConfig, outputCount } from "../model/configs.ts";
 import { BoneAgeNet } from "../model/network.ts";
 import { l1Loss } from "../ops/loss.ts";
 import { Adam } from "../model/optim.ts";
@@ -48,6 +52,12 @@ export const KEYPOINT_RANGES: AugmentRanges = {
   gamma: [0.7, 1.4],
 };
 
+/** Pixel statistics of a hand model's training images, in [0, 1] units. */
+export interface PixelNormalization {
+  pixelMean: number;
+  pixelStd: number;
+}
+
 /** What a keypoint checkpoint's JSON holds besides the weights. */
 export interface KeypointMeta {
   format: 1;
@@ -56,13 +66,40 @@ export interface KeypointMeta {
   config: typeof CONFIGS.keypoints;
   /** The regressed points, in output order. */
   points: readonly string[];
-  /** Pixel statistics of the training images, in [0, 1] units. */
-  normalization: { pixelMean: number; pixelStd: number };
+  normalization: PixelNormalization;
   /** How it was trained, and its held-out errors. */
   settings: Record<string, unknown>;
   evaluation: Record<string, unknown>;
+  /**
+   * The handedness model of the folder. Absent in folders written before it existed: their
+   * hands are all taken as left hands, as the keypoint model was trained on.
+   */
+  handedness?: HandednessMeta;
   /** Research-use notice carried with the weights. */
   notice: string;
+}
+
+/** The handedness model's part of a keypoint checkpoint's JSON. */
+export interface HandednessMeta {
+  /** The `handedness` configuration, stored whole. */
+  config: typeof CONFIGS.handedness;
+  normalization: PixelNormalization;
+  settings: Record<string, unknown>;
+  evaluation: Record<string, unknown>;
+}
+
+/** The handedness model, ready to run. */
+export interface HandednessModel {
+  model: BoneAgeNet;
+  normalization: PixelNormalization;
+}
+
+/** A loaded keypoint checkpoint folder: what registration needs to find a hand. */
+export interface HandFinder {
+  model: BoneAgeNet;
+  meta: KeypointMeta;
+  /** Null for a folder without one: every hand is then taken as a left hand. */
+  handedness: HandednessModel | null;
 }
 
 /** The notice every shipped checkpoint carries. */
@@ -71,22 +108,37 @@ export const RESEARCH_NOTICE =
   "Age Challenge radiographs (research use).";
 
 /** Files of a keypoint checkpoint in its folder. */
-export const KEYPOINT_FILES = { weights: "keypoints.safetensors", meta: "keypoints.json" };
+export const KEYPOINT_FILES = {
+  weights: "keypoints.safetensors",
+  meta: "keypoints.json",
+  handedness: "handedness.safetensors",
+};
 
-/** Training settings of {@link trainKeypoints}. */
-export interface KeypointTrainOptions {
+/** Settings shared by {@link trainKeypoints} and {@link trainHandedness}. */
+export interface HandTrainOptions {
   engine: Engine;
-  /** Images of the keypoint model's side, and their targets (frame fractions, 6 per image). */
+  /** Images of the models' side ({@link KEYPOINT_SIDE}). */
   set: ImageSet;
-  targets: Float32Array;
   /** Rows of `set` to train on. */
   rows: number[];
   epochs: number;
   batch: number;
   lr: number;
   seed: number;
-  /** Called after each epoch with its mean training loss (frame fractions x 2). */
+  /** Called after each epoch with its mean training loss. */
   onEpoch?: (epoch: number, loss: number, seconds: number) => void;
+}
+
+/** Training settings of {@link trainKeypoints}. */
+export interface KeypointTrainOptions extends HandTrainOptions {
+  /** Targets of every row of `set`: frame fractions, x and y of each of {@link KEYPOINTS}. */
+  targets: Float32Array;
+}
+
+/** A trained hand model with the pixel statistics its inputs are normalized by. */
+export interface TrainedHandModel {
+  model: BoneAgeNet;
+  normalization: PixelNormalization;
 }
 
 /** Pixel mean and standard deviation of `rows` of `set`, in [0, 1] units. */
@@ -105,42 +157,23 @@ function pixelMoments(set: ImageSet, rows: readonly number[]): [number, number] 
 }
 
 /**
- * Trains a keypoint model; returns it with its pixel statistics. Every training image is also
- * shown mirrored, its points mirrored with it, so the model finds the real thumb of a right
- * hand too: the thumb's side is then what tells `findHands` a right hand from a left one.
+ * The training loop of both hand models: `config` on `o.rows` of `o.set` with the wide
+ * {@link KEYPOINT_RANGES} augmentation, L1 loss against `targetsOf(batch)` (which sees each
+ * image's random warp), Adam with the bone-age model's schedule.
  */
-export async function trainKeypoints(
-  o: KeypointTrainOptions,
-): Promise<{ model: BoneAgeNet; normalization: KeypointMeta["normalization"] }> {
+async function trainHandModel(
+  o: HandTrainOptions,
+  config: ModelConfig,
+  targetsOf: (rows: readonly number[], augments: readonly ImageAugment[]) => Float32Array,
+): Promise<TrainedHandModel> {
   const e = o.engine;
-  const config = CONFIGS.keypoints;
   if (o.set.size !== config.inputHeight) {
-    throw new Error(`keypoint images must be ${config.inputHeight} px, got ${o.set.size}`);
+    throw new Error(`${config.name} images must be ${config.inputHeight} px, got ${o.set.size}`);
   }
   const [pixelMean, pixelStd] = pixelMoments(o.set, o.rows);
   const model = new BoneAgeNet(e, config, o.seed + 1);
   const optimizer = new Adam(e, model.parameters(), { lr: o.lr });
-  // Rows n.. are rows 0.. mirrored (by the resampler, through each row's registration).
-  const count = o.set.ids.length, S = o.set.size;
-  const registration = new Float32Array(12 * count);
-  for (let r = 0; r < 2 * count; r++) {
-    registration.set(r < count ? [1, 0, 0, 0, 1, 0] : mirrorAffine(S), 6 * r);
-  }
-  const both: ImageSet = {
-    ...o.set,
-    ids: [...o.set.ids, ...o.set.ids.map((id) => `${id} (mirrored)`)],
-    images: new Uint8Array([...o.set.images, ...o.set.images]),
-    male: new Uint8Array(2 * count),
-    boneage: new Float32Array(2 * count),
-    registration,
-  };
-  const pointsOf = new Float32Array(2 * o.targets.length);
-  pointsOf.set(o.targets);
-  for (let i = 0; i < o.targets.length; i++) {
-    pointsOf[o.targets.length + i] = i % 2 === 0 ? 1 - o.targets[i] : o.targets[i];
-  }
-  const rows = [...o.rows, ...o.rows.map((r) => r + count)];
-  const loader = new Loader(e, both, rows, {
+  const loader = new Loader(e, o.set, o.rows, {
     batchSize: o.batch,
     seed: o.seed,
     shuffle: true,
@@ -152,28 +185,16 @@ export async function trainKeypoints(
     ageSD: 1,
   });
   const totalSteps = o.epochs * loader.batchesPerEpoch;
-  const n = KEYPOINTS.length;
+  const width = outputCount(config);
   let step = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     const t0 = performance.now();
     let lossSum: Tensor | null = null;
     for (const batch of loader.epoch(epoch)) {
-      const targets = new Float32Array(batch.count * 2 * n);
-      batch.rows.forEach((r, j) => {
-        for (let k = 0; k < n; k++) {
-          const [x, y] = augmentPoint(
-            batch.augments[j],
-            S,
-            pointsOf[r * 2 * n + 2 * k],
-            pointsOf[r * 2 * n + 2 * k + 1],
-          );
-          targets[j * 2 * n + 2 * k] = 2 * x - 1;
-          targets[j * 2 * n + 2 * k + 1] = 2 * y - 1;
-        }
-      });
+      const targets = targetsOf(batch.rows, batch.augments);
       const previous: Tensor | null = lossSum;
       lossSum = e.tidy(() => {
-        const target = e.tensor(targets, [batch.count, 2 * n], "keypoint targets");
+        const target = e.tensor(targets, [batch.count, width], `${config.name} targets`);
         const loss = l1Loss(model.forward(batch.images, null, true, step), target);
         optimizer.step(
           e.gradients(loss, model.parameters()),
@@ -187,30 +208,90 @@ export async function trainKeypoints(
     }
     const mean = (await lossSum!.read())[0] / loader.batchesPerEpoch;
     (lossSum as Tensor | null)?.dispose();
-    if (!Number.isFinite(mean)) throw new Error(`keypoint training diverged at epoch ${epoch + 1}`);
+    if (!Number.isFinite(mean)) {
+      throw new Error(`${config.name} training diverged at epoch ${epoch + 1}`);
+    }
     o.onEpoch?.(epoch + 1, mean, (performance.now() - t0) / 1000);
   }
   return { model, normalization: { pixelMean, pixelStd } };
 }
 
 /**
- * Predicted keypoints of `rows` of `set` (any side: each image is resampled to the model's
- * 64x64 input by the augmentation kernel) as fractions of the frame, 6 values per row in
- * {@link KEYPOINTS} order. `view` warps every image first: `pre` (a {@link PixelAffine} of
- * the stored side, e.g. a mirror) and then `augment`; the points are those of the warped frame.
+ * Trains the keypoint model on left hands; each image's random warp moves its targets with
+ * it ({@link augmentPoint}), which the model regresses in [-1, 1].
  */
-export async function predictKeypoints(
+export function trainKeypoints(o: KeypointTrainOptions): Promise<TrainedHandModel> {
+  const n = KEYPOINTS.length, S = o.set.size;
+  return trainHandModel(o, CONFIGS.keypoints, (rows, augments) => {
+    const targets = new Float32Array(rows.length * 2 * n);
+    rows.forEach((r, j) => {
+      for (let k = 0; k < n; k++) {
+        const at = r * 2 * n + 2 * k;
+        const [x, y] = augmentPoint(augments[j], S, o.targets[at], o.targets[at + 1]);
+        targets[j * 2 * n + 2 * k] = 2 * x - 1;
+        targets[j * 2 * n + 2 * k + 1] = 2 * y - 1;
+      }
+    });
+    return targets;
+  });
+}
+
+/**
+ * `set` (left hands) followed by each of its images mirrored: row `r + set.ids.length` is
+ * row `r` as a right hand would look, flipped by the resampler through its registration.
+ */
+export function withMirrors(set: ImageSet): ImageSet {
+  const count = set.ids.length;
+  const registration = new Float32Array(12 * count);
+  for (let r = count; r < 2 * count; r++) registration.set(mirrorAffine(set.size), 6 * r);
+  for (let r = 0; r < count; r++) registration.set([1, 0, 0, 0, 1, 0], 6 * r);
+  const images = new Uint8Array(2 * set.images.length);
+  images.set(set.images);
+  images.set(set.images, set.images.length);
+  return {
+    size: set.size,
+    ids: [...set.ids, ...set.ids.map((id) => `${id} (mirrored)`)],
+    images,
+    male: new Uint8Array(2 * count),
+    boneage: new Float32Array(2 * count),
+    registration,
+  };
+}
+
+/**
+ * Trains the handedness model: `o.rows` of `o.set` (left hands) regressed to +1 and the same
+ * images mirrored ({@link withMirrors}) to -1, so the only thing that tells the two apart is
+ * which side of the hand the thumb is on.
+ */
+export function trainHandedness(o: HandTrainOptions): Promise<TrainedHandModel> {
+  const count = o.set.ids.length;
+  const both = withMirrors(o.set);
+  const rows = [...o.rows, ...o.rows.map((r) => r + count)];
+  return trainHandModel(
+    { ...o, set: both, rows },
+    CONFIGS.handedness,
+    (batchRows) => Float32Array.from(batchRows, (r) => (r < count ? 1 : -1)),
+  );
+}
+
+/**
+ * What a hand model (keypoints or handedness) answers for `rows` of `set` (any side: each
+ * image is resampled to the model's 64x64 input by the augmentation kernel), its outputs per
+ * row in order. `view` warps every image first: `pre` (a {@link PixelAffine} of the stored
+ * side, e.g. a mirror) and then `augment`.
+ */
+async function handModelOutputs(
   model: BoneAgeNet,
-  normalization: KeypointMeta["normalization"],
+  normalization: PixelNormalization,
   set: ImageSet,
   rows: readonly number[],
-  view: { augment?: ImageAugment; pre?: PixelAffine } = {},
+  view: { augment?: ImageAugment; pre?: PixelAffine },
   batchSize = 64,
 ): Promise<Float32Array> {
   const e = model.engine;
   const augmenter = new Augmenter(e, set.size);
   const plane = set.size * set.size;
-  const per = 2 * KEYPOINTS.length;
+  const per = outputCount(model.config);
   const out = new Float32Array(rows.length * per);
   const pending: { at: number; pred: Tensor }[] = [];
   for (let at = 0; at < rows.length; at += batchSize) {
@@ -235,18 +316,56 @@ export async function predictKeypoints(
     pending.push({ at, pred });
   }
   for (const { at, pred } of pending) {
-    const values = await pred.read();
-    for (let i = 0; i < values.length; i++) out[at * per + i] = (values[i] + 1) / 2;
+    out.set(await pred.read(), at * per);
     pred.dispose();
   }
   return out;
 }
 
-/** Writes a keypoint checkpoint (weights + JSON) into `dir`, atomically. */
+/**
+ * Predicted keypoints of `rows` of `set` as fractions of the frame, 6 values per row in
+ * {@link KEYPOINTS} order; `view` as for the model's input, the points are those of the
+ * warped frame.
+ */
+export async function predictKeypoints(
+  model: BoneAgeNet,
+  normalization: PixelNormalization,
+  set: ImageSet,
+  rows: readonly number[],
+  view: { augment?: ImageAugment; pre?: PixelAffine } = {},
+): Promise<Float32Array> {
+  const out = await handModelOutputs(model, normalization, set, rows, view);
+  return out.map((v) => (v + 1) / 2);
+}
+
+/**
+ * The handedness model's answer for each of `rows` of `set`: near +1 for a left hand, near
+ * -1 for a right one (a left hand's mirror image). It is the mean of the model's answer for
+ * the image and the opposite of its answer for the image mirrored, so a mirror image always
+ * gets exactly the opposite answer.
+ */
+export async function predictHandedness(
+  handedness: HandednessModel,
+  set: ImageSet,
+  rows: readonly number[],
+): Promise<Float32Array> {
+  const { model, normalization } = handedness;
+  const asIs = await handModelOutputs(model, normalization, set, rows, {});
+  const mirrored = await handModelOutputs(model, normalization, set, rows, {
+    pre: mirrorAffine(set.size),
+  });
+  return asIs.map((v, i) => (v - mirrored[i]) / 2);
+}
+
+/**
+ * Writes a keypoint checkpoint into `dir`, atomically: the keypoint model and the handedness
+ * model, weights and one JSON.
+ */
 export async function saveKeypointCheckpoint(
   dir: string,
   model: BoneAgeNet,
-  meta: Omit<KeypointMeta, "format" | "kind" | "config" | "points" | "notice">,
+  meta: Omit<KeypointMeta, "format" | "kind" | "config" | "points" | "notice" | "handedness">,
+  handedness: { model: BoneAgeNet; meta: Omit<HandednessMeta, "config"> },
 ): Promise<void> {
   const full: KeypointMeta = {
     format: 1,
@@ -255,12 +374,18 @@ export async function saveKeypointCheckpoint(
     points: KEYPOINTS,
     notice: RESEARCH_NOTICE,
     ...meta,
+    handedness: { config: CONFIGS.handedness, ...handedness.meta },
   };
+  const stamp = { notice: RESEARCH_NOTICE };
   await Deno.mkdir(dir, { recursive: true });
   await writeAtomic(
     {
       path: `${dir}/${KEYPOINT_FILES.weights}`,
-      bytes: await modelToSafetensors(model, { kind: "keypoints", notice: RESEARCH_NOTICE }),
+      bytes: await modelToSafetensors(model, { kind: "keypoints", ...stamp }),
+    },
+    {
+      path: `${dir}/${KEYPOINT_FILES.handedness}`,
+      bytes: await modelToSafetensors(handedness.model, { kind: "handedness", ...stamp }),
     },
     { path: `${dir}/${KEYPOINT_FILES.meta}`, bytes: JSON.stringify(full, null, 2) + "\n" },
   );
@@ -281,38 +406,46 @@ export function parseKeypointMeta(text: string, path: string): KeypointMeta {
   if (meta.format !== 1 || meta.kind !== "keypoints") {
     bad(`format/kind is ${JSON.stringify([meta.format, meta.kind])}, want [1, "keypoints"]`);
   }
-  if (JSON.stringify(meta.config) !== JSON.stringify(CONFIGS.keypoints)) {
-    bad(
-      "config differs from the keypoints configuration of this version; retrain with deno task keypoints",
-    );
-  }
+  const checkPart = (part: Record<string, unknown>, key: string, config: ModelConfig) => {
+    if (JSON.stringify(part.config) !== JSON.stringify(config)) {
+      bad(
+        `${key}config differs from the ${config.name} configuration of this version; ` +
+          "retrain with deno task keypoints",
+      );
+    }
+    const norm = part.normalization as Record<string, unknown> | undefined;
+    for (const name of ["pixelMean", "pixelStd"]) {
+      const v = norm?.[name];
+      if (typeof v !== "number" || !Number.isFinite(v) || (name === "pixelStd" && !(v > 0))) {
+        bad(`${key}normalization.${name} is ${JSON.stringify(v)}, not a finite number (std > 0)`);
+      }
+    }
+  };
+  checkPart(meta, "", CONFIGS.keypoints);
   if (JSON.stringify(meta.points) !== JSON.stringify(KEYPOINTS)) {
     bad(`points is ${JSON.stringify(meta.points)}, want ${JSON.stringify(KEYPOINTS)}`);
   }
-  const norm = meta.normalization as Record<string, unknown> | undefined;
-  for (const key of ["pixelMean", "pixelStd"]) {
-    const v = norm?.[key];
-    if (typeof v !== "number" || !Number.isFinite(v) || (key === "pixelStd" && !(v > 0))) {
-      bad(`normalization.${key} is ${JSON.stringify(v)}, not a finite number (std > 0)`);
+  if (meta.handedness !== undefined) {
+    if (typeof meta.handedness !== "object" || meta.handedness === null) {
+      bad("handedness is not an object");
     }
+    checkPart(meta.handedness as Record<string, unknown>, "handedness.", CONFIGS.handedness);
   }
   return meta as unknown as KeypointMeta;
 }
 
 /** Loads a keypoint checkpoint folder written by {@link saveKeypointCheckpoint}. */
-export async function loadKeypointModel(
-  engine: Engine,
-  dir: string,
-): Promise<{ model: BoneAgeNet; meta: KeypointMeta }> {
-  const metaPath = `${dir}/${KEYPOINT_FILES.meta}`;
-  const weightsPath = `${dir}/${KEYPOINT_FILES.weights}`;
-  const read = async <T>(path: string, f: (p: string) => Promise<T>) => {
+export async function loadKeypointModel(engine: Engine, dir: string): Promise<HandFinder> {
+  const read = async <T>(name: string, f: (p: string) => Promise<T>) => {
+    const path = `${dir}/${name}`;
     try {
-      return await f(path);
+      return { path, content: await f(path) };
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         throw new DataError(
-          "not found: a keypoint checkpoint folder holds keypoints.json and keypoints.safetensors " +
+          `not found: a keypoint checkpoint folder holds ${
+            Object.values(KEYPOINT_FILES).join(", ")
+          } ` +
             "(train one with deno task keypoints)",
           path,
         );
@@ -320,50 +453,67 @@ export async function loadKeypointModel(
       throw err;
     }
   };
+  const meta = await read(KEYPOINT_FILES.meta, Deno.readTextFile);
+  const weights = await read(KEYPOINT_FILES.weights, Deno.readFile);
+  const parsed = parseKeypointMeta(meta.content, meta.path);
+  const handedness = parsed.handedness
+    ? await read(KEYPOINT_FILES.handedness, Deno.readFile)
+    : null;
   return keypointModelFromFiles(
     engine,
-    { path: metaPath, text: await read(metaPath, Deno.readTextFile) },
-    { path: weightsPath, bytes: await read(weightsPath, Deno.readFile) },
+    { path: meta.path, text: meta.content },
+    { path: weights.path, bytes: weights.content },
+    handedness && { path: handedness.path, bytes: handedness.content },
   );
 }
 
 /**
- * Builds the keypoint model from the two files' contents (the reader page fetches them),
- * checking both; errors name `path`.
+ * Builds the hand finder from its files' contents (the reader page fetches them), checking
+ * each; errors name `path`. `handedness` is needed when the JSON describes a handedness model.
  */
 export function keypointModelFromFiles(
   engine: Engine,
   meta: { path: string; text: string },
   weights: { path: string; bytes: Uint8Array },
-): { model: BoneAgeNet; meta: KeypointMeta } {
+  handedness: { path: string; bytes: Uint8Array } | null,
+): HandFinder {
   const parsed = parseKeypointMeta(meta.text, meta.path);
   const model = new BoneAgeNet(engine, CONFIGS.keypoints);
   loadModelWeights(model, weights.bytes, weights.path);
-  return { model, meta: parsed };
+  if (!parsed.handedness) return { model, meta: parsed, handedness: null };
+  if (!handedness) {
+    throw new DataError(
+      `describes a handedness model, but ${KEYPOINT_FILES.handedness} was not given`,
+      meta.path,
+    );
+  }
+  const side = new BoneAgeNet(engine, CONFIGS.handedness);
+  loadModelWeights(side, handedness.bytes, handedness.path);
+  return {
+    model,
+    meta: parsed,
+    handedness: { model: side, normalization: parsed.handedness.normalization },
+  };
 }
 
 /**
  * Copies the keypoint checkpoint in `from` to `to` (a bone-age run's own folder, so the run
- * carries the model its recipe registers with), after checking that it loads.
+ * carries the models its recipe registers with), after checking that it loads.
  */
-export async function copyKeypointCheckpoint(from: string, to: string): Promise<void> {
-  const metaPath = `${from}/${KEYPOINT_FILES.meta}`;
-  let text: string, weights: Uint8Array;
-  try {
-    text = await Deno.readTextFile(metaPath);
-    weights = await Deno.readFile(`${from}/${KEYPOINT_FILES.weights}`);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-    throw new DataError(
-      "is not a keypoint checkpoint folder: it needs keypoints.json and keypoints.safetensors " +
-        "(train one with deno task keypoints)",
-      from,
-    );
-  }
-  parseKeypointMeta(text, metaPath);
-  await Deno.mkdir(to, { recursive: true });
-  await writeAtomic(
-    { path: `${to}/${KEYPOINT_FILES.weights}`, bytes: weights },
-    { path: `${to}/${KEYPOINT_FILES.meta}`, bytes: text },
+export async function copyKeypointCheckpoint(
+  engine: Engine,
+  from: string,
+  to: string,
+): Promise<void> {
+  const finder = await loadKeypointModel(engine, from);
+  const names = [KEYPOINT_FILES.meta, KEYPOINT_FILES.weights];
+  if (finder.handedness) names.push(KEYPOINT_FILES.handedness);
+  const files = await Promise.all(
+    names.map(async (name) => ({
+      path: `${to}/${name}`,
+      bytes: await Deno.readFile(`${from}/${name}`),
+    })),
   );
+  await Deno.mkdir(to, { recursive: true });
+  await writeAtomic(...files);
 }

@@ -19,8 +19,7 @@ import {
   stretchTable,
 } from "../data/intensity.ts";
 import type { Engine } from "../engine/engine.ts";
-import { type KeypointMeta, loadKeypointModel } from "./keypoints.ts";
-import type { BoneAgeNet } from "../model/network.ts";
+import { type HandFinder, loadKeypointModel } from "./keypoints.ts";
 import type { Recipe } from "../data/recipe.ts";
 import { findHands, type HandFinding } from "./registration.ts";
 
@@ -33,10 +32,10 @@ import { findHands, type HandFinding } from "./registration.ts";
  */
 export const PALM = { x: [0.3, 0.6], y: [0.45, 0.7], minAboveBackground: 8 };
 
-/** A recipe with what it needs to run: the keypoint model when it registers. */
+/** A recipe with what it needs to run: the hand models when it registers. */
 export interface PreparedRecipe {
   recipe: Recipe;
-  keypoints: { model: BoneAgeNet; meta: KeypointMeta } | null;
+  keypoints: HandFinder | null;
 }
 
 /** Loads what `recipe` needs from the run folder `runDir`. */
@@ -87,7 +86,7 @@ export async function prepareImageSet(
     return flip;
   });
   const upright: ImageSet = { ...set, images };
-  const hands = await findHands(keypoints.model, keypoints.meta.normalization, upright);
+  const hands = await findHands(keypoints, upright);
   const registration = new Float32Array(6 * n);
   const refused: Preparation["refused"] = [];
   hands.forEach((h, i) => registration.set(h.registration ?? [1, 0, 0, 0, 1, 0], 6 * i));

@@ -1,24 +1,22 @@
 /**
  * Registration: the similarity transform (rotation, uniform scale, shift, and a mirror for a
- * right hand) that brings a hand's middle fingertip, thumb tip and wrist onto
- * `CANONICAL` (`src/data/recipe.ts`), so every hand reaches the bone-age model upright, at one size, in one
- * place. The transform is a {@link PixelAffine} that the augmentation kernel composes with
- * its own warp: one resampling per image, on the GPU.
+ * right hand) that brings a hand's middle fingertip, thumb tip and wrist onto `CANONICAL`
+ * (`src/data/recipe.ts`), so every hand reaches the bone-age model upright, at one size, in
+ * one place, and always as a left hand. The transform is a {@link PixelAffine} that the
+ * augmentation kernel composes with its own warp: one resampling per image, on the GPU.
  *
- * Finding a hand is checked, not assumed ({@link findHands}): the keypoint model is run on
- * the image and on a copy turned and shrunk by {@link PROBE}; on a real hand the second set of
- * points is the first moved by the probe, while on a blank, noisy or unrelated image the
- * model answers about the same wherever the "hand" went. A left hand (thumb to the right of
- * the middle finger, as the RSNA radiographs are taken) is registered as it is; a right hand
- * is found on the mirrored image and registered mirrored, so the model always sees a left
- * hand.
+ * Finding a hand is checked, not assumed ({@link findHands}): the handedness model says
+ * whether the image shows a left hand (as the RSNA radiographs do) or a right one, which is
+ * then mirrored; the keypoint model, trained on left hands only, is run on that left hand and
+ * on a copy turned and shrunk by {@link PROBE}. On a real hand the second set of points is
+ * the first moved by the probe, while on a blank, noisy or unrelated image the model answers
+ * about the same wherever the "hand" went.
  *
  * @module
  */
 import { augmentPoint, IDENTITY, type ImageAugment, mirrorAffine } from "../ops/augment.ts";
 import type { ImageSet } from "../data/dataset.ts";
-import { type KeypointMeta, predictKeypoints } from "./keypoints.ts";
-import type { BoneAgeNet } from "../model/network.ts";
+import { type HandFinder, predictHandedness, predictKeypoints } from "./keypoints.ts";
 import { CANONICAL, KEYPOINTS } from "../data/recipe.ts";
 
 /** A similarity in frame fractions: `f = z * c + t` with `z = a + ib` (complex numbers). */
@@ -112,6 +110,11 @@ export interface HandFinding {
   points: number[];
   /** Whether the hand was found on the mirrored image (a right hand). */
   mirrored: boolean;
+  /**
+   * The handedness model's answer: near +1 for a left hand, near -1 for a right one; 1 when
+   * the keypoint folder has no handedness model.
+   */
+  handedness: number;
   /** Hand length as a fraction of the frame. */
   length: number;
   /** Residual of the similarity fit / hand length. */
@@ -128,8 +131,9 @@ function judge(
   probed: ArrayLike<number>,
   probe: ImageAugment,
   size: number,
-  mirrored: boolean,
+  handedness: number,
 ): HandFinding {
+  const mirrored = handedness < 0;
   const pts = Array.from(points);
   const length = handLength(pts);
   const { sim, residual } = fitSimilarity(pts);
@@ -158,6 +162,7 @@ function judge(
     registration: refusal ? null : pixelAffine(sim, size, mirrored),
     points: pts,
     mirrored,
+    handedness,
     length,
     residual,
     disagreement,
@@ -166,14 +171,12 @@ function judge(
 }
 
 /**
- * Finds and registers the hand in each of `rows` of `set` (default: all): keypoints on the
- * image and on its {@link PROBE}d copy; where those are not a left hand that follows the
- * probe, the same on the mirrored image. A row with neither gets `registration: null` and the
- * reason of the unmirrored attempt.
+ * Finds and registers the hand in each of `rows` of `set` (default: all): which hand it is
+ * (a right one is looked at mirrored), then keypoints on the image and on its {@link PROBE}d
+ * copy. A row without a hand gets `registration: null` and the reason.
  */
 export async function findHands(
-  model: BoneAgeNet,
-  normalization: KeypointMeta["normalization"],
+  finder: HandFinder,
   set: ImageSet,
   rows: readonly number[] = set.ids.map((_, i) => i),
 ): Promise<HandFinding[]> {
@@ -186,29 +189,29 @@ export async function findHands(
     shiftY: PROBE.shift * S,
   };
   const per = 2 * KEYPOINTS.length;
-  const attempt = async (subset: readonly number[], mirrored: boolean) => {
+  const sides = finder.handedness
+    ? await predictHandedness(finder.handedness, set, rows)
+    : new Float32Array(rows.length).fill(1);
+  const found: HandFinding[] = new Array(rows.length);
+  for (const mirrored of [false, true]) {
+    const at = rows.flatMap((_, j) => ((sides[j] < 0) === mirrored ? [j] : []));
+    if (at.length === 0) continue;
+    const subset = at.map((j) => rows[j]);
     const pre = mirrored ? mirrorAffine(S) : undefined;
-    const points = await predictKeypoints(model, normalization, set, subset, { pre });
-    const probed = await predictKeypoints(model, normalization, set, subset, {
+    const { model, meta } = finder;
+    const points = await predictKeypoints(model, meta.normalization, set, subset, { pre });
+    const probed = await predictKeypoints(model, meta.normalization, set, subset, {
       augment: probe,
       pre,
     });
-    return subset.map((_, j) =>
-      judge(
-        points.subarray(j * per, (j + 1) * per),
-        probed.subarray(j * per, (j + 1) * per),
+    at.forEach((j, k) => {
+      found[j] = judge(
+        points.subarray(k * per, (k + 1) * per),
+        probed.subarray(k * per, (k + 1) * per),
         probe,
         S,
-        mirrored,
-      )
-    );
-  };
-  const found = await attempt(rows, false);
-  const retry = found.flatMap((f, j) => (f.refusal ? [j] : []));
-  if (retry.length > 0) {
-    const again = await attempt(retry.map((j) => rows[j]), true);
-    retry.forEach((j, k) => {
-      if (!again[k].refusal) found[j] = again[k];
+        sides[j],
+      );
     });
   }
   return found;

@@ -43,3 +43,16 @@ export function subsetImageSet(set: ImageSet, rows: readonly number[]): ImageSet
       ),
   };
 }
+
+/**
+ * `set` with each image mirrored left to right, what its hands look like as the other hand,
+ * and no registration.
+ */
+export function mirroredImageSet(set: ImageSet): ImageSet {
+  const S = set.size;
+  const images = set.images.map((_, i) => {
+    const x = i % S;
+    return set.images[i - x + S - 1 - x];
+  });
+  return { ...set, images, registration: undefined };
+}

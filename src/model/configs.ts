@@ -21,7 +21,7 @@ export type LayerSpec =
 
 /** A named network configuration. */
 export interface ModelConfig {
-  /** Configuration name: "tiny", "small", "paper" or "keypoints". */
+  /** Configuration name: "tiny", "small", "paper", "keypoints" or "handedness". */
   name: string;
   /** Input height and width in pixels (the radiograph is letterboxed to this). */
   inputHeight: number;
@@ -132,6 +132,24 @@ export const CONFIGS: Readonly<Record<string, ModelConfig>> = {
     activation: "relu",
     dropout: 0,
     outputs: 6,
+    sex: false,
+  },
+  /**
+   * Which hand a radiograph shows, before its points are looked for (`deno task keypoints`
+   * trains it beside the keypoint model): the keypoint trunk at half the width, one output
+   * regressed to +1 for a left hand as the RSNA radiographs show it and -1 for its mirror
+   * image, a right hand. No sex input.
+   */
+  handedness: {
+    name: "handedness",
+    inputHeight: 64,
+    inputWidth: 64,
+    trunk: [8, 16, 32, 64].flatMap((c) => vggBlock(c, 2)),
+    pool: "flatten",
+    dense: [32],
+    activation: "relu",
+    dropout: 0,
+    outputs: 1,
     sex: false,
   },
 };

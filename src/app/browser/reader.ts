@@ -21,7 +21,7 @@ import {
 import { decodeGray, type GrayImage, letterboxBox } from "../../data/image.ts";
 import type { LetterboxBox } from "../../data/image.ts";
 import { Engine } from "../../engine/engine.ts";
-import { KEYPOINT_FILES, keypointModelFromFiles } from "../keypoints.ts";
+import { KEYPOINT_FILES, keypointModelFromFiles, parseKeypointMeta } from "../keypoints.ts";
 import { BoneAgeNet } from "../../model/network.ts";
 import { type OcclusionMap, occlusionMap } from "../occlusion.ts";
 import {
@@ -84,6 +84,7 @@ export const READER_URLS = {
   weights: "checkpoint/best.safetensors",
   keypointsMeta: `checkpoint/${KEYPOINT_DIR}/${KEYPOINT_FILES.meta}`,
   keypointsWeights: `checkpoint/${KEYPOINT_DIR}/${KEYPOINT_FILES.weights}`,
+  handednessWeights: `checkpoint/${KEYPOINT_DIR}/${KEYPOINT_FILES.handedness}`,
 } as const;
 
 /** A decoded radiograph and the model's input made from it. */
@@ -229,10 +230,18 @@ export class BoneAgeReader {
           fetchOk(READER_URLS.keypointsWeights, "keypoint weights").then((r) => r.arrayBuffer()),
         ]);
         try {
+          const hasHandedness = parseKeypointMeta(text, READER_URLS.keypointsMeta).handedness;
+          const handedness = hasHandedness
+            ? await fetchOk(READER_URLS.handednessWeights, "handedness weights").then((r) =>
+              r.arrayBuffer()
+            )
+            : null;
           recipe.keypoints = keypointModelFromFiles(
             engine,
             { path: READER_URLS.keypointsMeta, text },
             { path: READER_URLS.keypointsWeights, bytes: new Uint8Array(bytes) },
+            handedness &&
+              { path: READER_URLS.handednessWeights, bytes: new Uint8Array(handedness) },
           );
         } catch (err) {
           throw new CheckpointError((err as Error).message);
