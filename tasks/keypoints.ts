@@ -12,6 +12,7 @@ import { type ImageSet, subsetImageSet } from "../src/data/dataset.ts";
 import { hashSeed } from "../src/ops/augment.ts";
 import { mulberry32 } from "../src/util.ts";
 import { Engine } from "../src/engine/engine.ts";
+import { isLeftHand } from "../src/app/registration.ts";
 import type { BoneAgeNet } from "../src/model/network.ts";
 import {
   type HandednessMeta,
@@ -179,15 +180,10 @@ async function main(args: string[]): Promise<void> {
   console.log(
     `  per point: ${KEYPOINTS.map((k, i) => `${k} ${perPoint[i].toFixed(2)} px`).join(", ")}`,
   );
-  // Whether each held-out row's annotations show a left hand: the thumb to the right of the
-  // middle finger, seen from the wrist (as `judge` in src/app/registration.ts checks).
-  const isLeft = (r: number) => {
-    const [mx, my, tx, ty, wx, wy] = targets.subarray(r * 2 * n, (r + 1) * 2 * n);
-    return (mx - wx) * (ty - wy) - (my - wy) * (tx - wx) > 0;
-  };
+  // Whether each held-out row's annotations show a left hand.
   const handedness = await handednessRun(
     loaded.set,
-    new Map(test.map((r) => [set.ids[r], isLeft(r)])),
+    new Map(test.map((r) => [set.ids[r], isLeftHand(targets.subarray(r * 2 * n))])),
     { engine, epochs: sideEpochs, batch, lr, seed },
   );
   await saveKeypointCheckpoint(values.out!, model, {

@@ -164,11 +164,7 @@ async function main(args: string[]): Promise<void> {
     fail("--register: a resumed run keeps the recipe it was started with; leave out --register");
   }
   if (!values.resume && recipe.registration) {
-    await copyKeypointCheckpoint(
-      engine,
-      values.register!,
-      `${runDir}/${recipe.registration.keypoints}`,
-    );
+    await copyKeypointCheckpoint(values.register!, `${runDir}/${recipe.registration.keypoints}`);
   }
   const prepared = await loadRecipe(engine, recipe, runDir);
   const loaded = await loadImageSet(dataDir, {

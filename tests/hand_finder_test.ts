@@ -108,7 +108,7 @@ gpuTest(
 
       // A bone-age run carries a copy of all three files.
       const copy = join(dir, "run", "keypoints");
-      await copyKeypointCheckpoint(e, folder, copy);
+      await copyKeypointCheckpoint(folder, copy);
       const names = [...Deno.readDirSync(copy)].map((f) => f.name).sort();
       assert.deepEqual(names, Object.values(KEYPOINT_FILES).sort());
 

@@ -434,12 +434,19 @@ export function parseKeypointMeta(text: string, path: string): KeypointMeta {
   return meta as unknown as KeypointMeta;
 }
 
-/** Loads a keypoint checkpoint folder written by {@link saveKeypointCheckpoint}. */
-export async function loadKeypointModel(engine: Engine, dir: string): Promise<HandFinder> {
+/** A keypoint checkpoint folder's files, read (the handedness weights when its JSON has them). */
+interface KeypointFiles {
+  meta: { path: string; text: string };
+  weights: { path: string; bytes: Uint8Array };
+  handedness: { path: string; bytes: Uint8Array } | null;
+}
+
+/** Reads the files of the keypoint checkpoint folder `dir`, naming the one that is missing. */
+async function readKeypointFiles(dir: string): Promise<KeypointFiles> {
   const read = async <T>(name: string, f: (p: string) => Promise<T>) => {
     const path = `${dir}/${name}`;
     try {
-      return { path, content: await f(path) };
+      return await f(path);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         throw new DataError(
@@ -453,18 +460,28 @@ export async function loadKeypointModel(engine: Engine, dir: string): Promise<Ha
       throw err;
     }
   };
-  const meta = await read(KEYPOINT_FILES.meta, Deno.readTextFile);
-  const weights = await read(KEYPOINT_FILES.weights, Deno.readFile);
-  const parsed = parseKeypointMeta(meta.content, meta.path);
-  const handedness = parsed.handedness
-    ? await read(KEYPOINT_FILES.handedness, Deno.readFile)
+  const path = (name: string) => `${dir}/${name}`;
+  const meta = {
+    path: path(KEYPOINT_FILES.meta),
+    text: await read(KEYPOINT_FILES.meta, Deno.readTextFile),
+  };
+  const weights = {
+    path: path(KEYPOINT_FILES.weights),
+    bytes: await read(KEYPOINT_FILES.weights, Deno.readFile),
+  };
+  const handedness = parseKeypointMeta(meta.text, meta.path).handedness
+    ? {
+      path: path(KEYPOINT_FILES.handedness),
+      bytes: await read(KEYPOINT_FILES.handedness, Deno.readFile),
+    }
     : null;
-  return keypointModelFromFiles(
-    engine,
-    { path: meta.path, text: meta.content },
-    { path: weights.path, bytes: weights.content },
-    handedness && { path: handedness.path, bytes: handedness.content },
-  );
+  return { meta, weights, handedness };
+}
+
+/** Loads a keypoint checkpoint folder written by {@link saveKeypointCheckpoint}. */
+export async function loadKeypointModel(engine: Engine, dir: string): Promise<HandFinder> {
+  const files = await readKeypointFiles(dir);
+  return keypointModelFromFiles(engine, files.meta, files.weights, files.handedness);
 }
 
 /**
@@ -498,22 +515,18 @@ export function keypointModelFromFiles(
 
 /**
  * Copies the keypoint checkpoint in `from` to `to` (a bone-age run's own folder, so the run
- * carries the models its recipe registers with), after checking that it loads.
+ * carries the models its recipe registers with), after checking its JSON and that its files
+ * are there; the weights are checked when the run loads the copy.
  */
-export async function copyKeypointCheckpoint(
-  engine: Engine,
-  from: string,
-  to: string,
-): Promise<void> {
-  const finder = await loadKeypointModel(engine, from);
-  const names = [KEYPOINT_FILES.meta, KEYPOINT_FILES.weights];
-  if (finder.handedness) names.push(KEYPOINT_FILES.handedness);
-  const files = await Promise.all(
-    names.map(async (name) => ({
-      path: `${to}/${name}`,
-      bytes: await Deno.readFile(`${from}/${name}`),
-    })),
-  );
+export async function copyKeypointCheckpoint(from: string, to: string): Promise<void> {
+  const { meta, weights, handedness } = await readKeypointFiles(from);
+  const files = [
+    { path: `${to}/${KEYPOINT_FILES.meta}`, bytes: meta.text },
+    { path: `${to}/${KEYPOINT_FILES.weights}`, bytes: weights.bytes },
+  ];
+  if (handedness) {
+    files.push({ path: `${to}/${KEYPOINT_FILES.handedness}`, bytes: handedness.bytes });
+  }
   await Deno.mkdir(to, { recursive: true });
   await writeAtomic(...files);
 }

@@ -70,6 +70,16 @@ export function handLength(points: ArrayLike<number>): number {
 }
 
 /**
+ * Whether points in {@link KEYPOINTS} order are those of a left hand as the RSNA radiographs
+ * show it: the thumb tip to the right of the middle finger, seen from the wrist (image y
+ * points down).
+ */
+export function isLeftHand(points: ArrayLike<number>): boolean {
+  const [mx, my, tx, ty, wx, wy] = Array.from({ length: 6 }, (_, i) => points[i]);
+  return (mx - wx) * (ty - wy) - (my - wy) * (tx - wx) > 0;
+}
+
+/**
  * The pixel-index affine (`p = M q + t`, both frames of side `size`) of `sim`: output pixel
  * `q` has frame fraction `(q + 0.5) / size`, which `sim` takes to the stored image's fraction
  * `f`, pixel `size * f - 0.5`. With `mirrored`, `sim` was fitted on the left-right mirrored
@@ -143,13 +153,11 @@ function judge(
     sq += (mx - probed[2 * k]) ** 2 + (my - probed[2 * k + 1]) ** 2;
   }
   const disagreement = Math.sqrt(sq / KEYPOINTS.length) / Math.max(length, 1e-6);
-  // Thumb to the right of the middle finger, seen from the wrist (image y points down).
-  const cross = (pts[0] - pts[4]) * (pts[3] - pts[5]) - (pts[1] - pts[5]) * (pts[2] - pts[4]);
   const c = HAND_CHECKS;
   const refusal = length < c.minLength || length > c.maxLength
     ? `hand length ${(100 * length).toFixed(0)}% of the frame is outside ` +
       `${100 * c.minLength}..${100 * c.maxLength}%`
-    : cross <= 0
+    : !isLeftHand(pts)
     ? "the thumb is on the wrong side of the middle finger"
     : residual > c.maxResidual
     ? `the three points do not form a hand (misfit ${residual.toFixed(2)})`
@@ -192,13 +200,13 @@ export async function findHands(
   const sides = finder.handedness
     ? await predictHandedness(finder.handedness, set, rows)
     : new Float32Array(rows.length).fill(1);
+  const { model, meta } = finder;
   const found: HandFinding[] = new Array(rows.length);
   for (const mirrored of [false, true]) {
     const at = rows.flatMap((_, j) => ((sides[j] < 0) === mirrored ? [j] : []));
     if (at.length === 0) continue;
     const subset = at.map((j) => rows[j]);
     const pre = mirrored ? mirrorAffine(S) : undefined;
-    const { model, meta } = finder;
     const points = await predictKeypoints(model, meta.normalization, set, subset, { pre });
     const probed = await predictKeypoints(model, meta.normalization, set, subset, {
       augment: probe,
